@@ -1,0 +1,117 @@
+"""The method contract: hyperparameter dataclasses and the base class every fine-tuning method implements."""
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+
+def hp(default: Any, help: str) -> Any:
+    """A hyperparameter field: its default and a one-line hint shown by `--list` and in errors."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclass
+class HParams:
+    """Hyperparameters every method has. Subclasses add their own and override defaults."""
+
+    lr: float = hp(2e-5, "peak learning rate (AdamW), reached after warmup")
+    weight_decay: float = hp(0.0, "AdamW decoupled weight decay on trainable weights")
+    gradient_checkpointing: bool = hp(False, "recompute activations in backward: less memory, ~1/3 more compute")
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """What a method needs to load a model: where it is, how many labels, and where it will train."""
+
+    path: str  # a local folder holding config.json and *.safetensors
+    num_labels: int
+    pad_token_id: int
+    device: torch.device
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        # bf16 tensor cores on CUDA; the CPU computes in fp32 (its bf16 matmuls are slow and less exact).
+        return torch.bfloat16 if self.device.type == "cuda" else torch.float32
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where training stands, passed to per-step hooks. `fraction` is the share of the budget spent."""
+
+    step: int
+    samples: int
+    tokens: int
+    fraction: float
+
+
+class Method(ABC):
+    """A way of fine-tuning GPT-2 for sequence classification.
+
+    The runner calls, in this order: `build` (which calls `load_model`, then enables gradient checkpointing if
+    asked, then `adapt`), `param_groups` once to make the optimizer, and `on_step` after every optimizer step.
+    Nothing else about a method is known to the runner.
+    """
+
+    name: ClassVar[str] = ""  # set by @register; the CLI token and registry key
+    summary: ClassVar[str] = ""  # one line for `--list` and the README
+    Params: ClassVar[type[HParams]] = HParams
+    padding_side: ClassVar[str] = "right"  # "left" for methods whose last position must be a real token
+
+    def __init__(self, params: HParams | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+
+    def load_model(self, ctx: ModelContext) -> nn.Module:
+        """Load the pretrained body with a fresh classification head, in fp32, on `ctx.device`."""
+        from transformers import AutoModelForSequenceClassification
+
+        model = AutoModelForSequenceClassification.from_pretrained(
+            ctx.path, num_labels=ctx.num_labels, pad_token_id=ctx.pad_token_id,
+            dtype=torch.float32, use_safetensors=True,
+        )
+        return model.to(ctx.device)
+
+    @abstractmethod
+    def adapt(self, model: nn.Module) -> nn.Module:
+        """Freeze, unfreeze or wrap the loaded model; return the module to train."""
+
+    def build(self, ctx: ModelContext) -> nn.Module:
+        model = self.load_model(ctx)
+        if self.params.gradient_checkpointing:
+            # use_reentrant=False works with frozen inputs (no enable_input_require_grads needed) and is torch's
+            # recommended variant; passing it explicitly also silences the deprecation warning.
+            kwargs = {"use_reentrant": False}
+            if hasattr(model, "activation_checkpointing_enable"):  # the name since transformers 5.x
+                model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+            else:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        return self.adapt(model)
+
+    def param_groups(self, model: nn.Module) -> list[dict]:
+        """Optimizer parameter groups. A group may carry `lr_scale` (multiplies the learning rate)."""
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        return [{"params": trainable, "weight_decay": self.params.weight_decay}]
+
+    def on_step(self, model: nn.Module, progress: Progress) -> None:
+        """Called after each optimizer step, before gradients are cleared. Default: nothing."""
+
+    def describe(self) -> dict[str, Any]:
+        """The resolved hyperparameters, as stored in every record."""
+        return dataclasses.asdict(self.params)
+
+
+def freeze_all_but(model: nn.Module, *name_parts: str) -> nn.Module:
+    """Train only parameters whose qualified name contains one of `name_parts`; freeze the rest."""
+    for name, param in model.named_parameters():
+        param.requires_grad_(any(part in name for part in name_parts))
+    return model

@@ -1,0 +1,23 @@
+"""Full fine-tuning: every weight of GPT-2 and the new head trains."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from methods.base import HParams, Method, hp
+from methods.registry import register
+
+
+@dataclass
+class FullParams(HParams):
+    lr: float = hp(2e-5, "peak learning rate; full fine-tuning wants a small one")
+
+
+@register("full")
+class Full(Method):
+    summary = "full fine-tune: every weight trains"
+    Params = FullParams
+
+    def adapt(self, model: nn.Module) -> nn.Module:
+        return model.requires_grad_(True)

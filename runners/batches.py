@@ -1,0 +1,107 @@
+"""Tokenized splits kept as flat tensors, length-grouped batching with dynamic padding, and their disk cache."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+@dataclass
+class TokenizedSplit:
+    """A split as one flat int32 token tensor plus offsets: compact, and fast to slice and pad."""
+
+    ids: torch.Tensor  # int32, all examples' tokens end to end
+    offsets: torch.Tensor  # int64, n + 1 boundaries into `ids`
+    labels: torch.Tensor  # int64, n
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.offsets.diff().numpy()
+
+    @classmethod
+    def from_texts(cls, texts: list[str], labels: list[int], tokenizer, max_length: int) -> TokenizedSplit:
+        encoded = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+        lengths = torch.tensor([len(e) for e in encoded], dtype=torch.int64)
+        offsets = torch.zeros(len(encoded) + 1, dtype=torch.int64)
+        torch.cumsum(lengths, 0, out=offsets[1:])
+        ids = torch.tensor([t for e in encoded for t in e], dtype=torch.int32)
+        return cls(ids, offsets, torch.tensor(labels, dtype=torch.int64))
+
+
+def tokenize_cached(splits: dict, tokenizer, max_length: int, key_parts: dict, cache_dir: Path) -> Path:
+    """Tokenize each split once per (tokenizer, max_length, data); later calls reuse the file on disk."""
+    key = hashlib.sha256(json.dumps({**key_parts, "max_length": max_length}, sort_keys=True).encode()).hexdigest()
+    path = Path(cache_dir) / f"tokens-{key[:20]}.pt"
+    if path.exists():
+        return path
+    payload = {}
+    for name, df in splits.items():
+        s = TokenizedSplit.from_texts(df.text.tolist(), df.label.tolist(), tokenizer, max_length)
+        payload[name] = {"ids": s.ids, "offsets": s.offsets, "labels": s.labels}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    torch.save(payload, tmp)
+    os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
+    return path
+
+
+def load_tokenized(path: str | Path) -> dict[str, TokenizedSplit]:
+    payload = torch.load(path, weights_only=True)
+    return {name: TokenizedSplit(**tensors) for name, tensors in payload.items()}
+
+
+def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
+                           group: int = 64) -> list[np.ndarray]:
+    """One epoch of shuffled batches whose members have similar lengths, so dynamic padding wastes little.
+
+    Shuffle, cut into mega-batches of `group` batches, sort each by length, split into batches, shuffle the batch
+    order; the batch with the longest example goes first so an out-of-memory shows up at step one.
+    """
+    perm = rng.permutation(len(lengths))
+    batches = []
+    for start in range(0, len(perm), group * batch_size):
+        mega = perm[start:start + group * batch_size]
+        mega = mega[np.argsort(-lengths[mega], kind="stable")]
+        batches += [mega[i:i + batch_size] for i in range(0, len(mega), batch_size)]
+    order = rng.permutation(len(batches))
+    batches = [batches[i] for i in order]
+    longest = max(range(len(batches)), key=lambda i: lengths[batches[i]].max())
+    batches[0], batches[longest] = batches[longest], batches[0]
+    return batches
+
+
+class Collator:
+    """Pads a batch of example indices to its own longest example, on the side the method asks for."""
+
+    def __init__(self, split: TokenizedSplit, pad_id: int, padding_side: str, device: torch.device) -> None:
+        if padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+        self.split, self.pad_id, self.left = split, pad_id, padding_side == "left"
+        self.device = device
+        self.pin = device.type == "cuda"
+        self.lengths = split.lengths
+
+    def __call__(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        lengths = self.lengths[idx]
+        width = int(lengths.max())
+        input_ids = torch.full((len(idx), width), self.pad_id, dtype=torch.int64)
+        mask = torch.zeros((len(idx), width), dtype=torch.int64)
+        offsets = self.split.offsets
+        for row, (i, n) in enumerate(zip(idx.tolist(), lengths.tolist())):
+            cols = slice(width - n, width) if self.left else slice(0, n)
+            input_ids[row, cols] = self.split.ids[offsets[i]:offsets[i] + n]
+            mask[row, cols] = 1
+        batch = {"input_ids": input_ids, "attention_mask": mask, "labels": self.split.labels[torch.from_numpy(idx)]}
+        if self.pin:  # pinned host memory lets the copy run asynchronously with the previous step's kernels
+            batch = {k: v.pin_memory() for k, v in batch.items()}
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}

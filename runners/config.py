@@ -1,0 +1,63 @@
+"""The typed, validated configuration of one run (one method spec x one seed)."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+from runners.budget import Budget
+from runners.errors import UserError
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    method: str  # the spec as typed, e.g. "lora:r=16"; also the table's row label
+    seed: int  # model init, dropout and batch order; the data split uses `split_seed`
+    dataset: str = "tweets"
+    data_dir: str | None = None  # None: the hub dataset
+    model: str = "gpt2"  # hub id or local folder
+    budget: str = "1epoch"
+    batch_size: int = 32
+    eval_batch_size: int = 128  # inference keeps no activations for backward, so it fits a larger batch
+    lr: float | None = None  # None: the method's own default
+    max_length: int = 128  # tokens per example after truncation
+    train_limit: int | None = None
+    eval_limit: int | None = None
+    val_fraction: float = 0.05  # share of train held out for validation during training
+    split_seed: int = 0
+    warmup: float = 0.06  # share of the budget spent warming the learning rate up from 0
+    max_grad_norm: float = 1.0  # clip the global gradient norm at this value; 0 disables
+    checkpoints: tuple[float, ...] = (0.5, 1.0)  # budget fractions at which to evaluate on validation
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        Budget.parse(self.budget)
+        positive = {"batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size,
+                    "max_length": self.max_length}
+        for name, value in {**positive, "train_limit": self.train_limit, "eval_limit": self.eval_limit}.items():
+            if value is not None and value < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+        if self.lr is not None and not self.lr > 0:
+            raise UserError(f"--lr must be > 0, got {self.lr}")
+        if not 0 < self.val_fraction < 1:
+            raise UserError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
+        if not 0 <= self.warmup < 1:
+            raise UserError(f"--warmup must be in [0, 1), got {self.warmup}")
+        if not self.checkpoints or any(not 0 < c <= 1 for c in self.checkpoints):
+            raise UserError(f"--checkpoints must be fractions in (0, 1], got {self.checkpoints}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise UserError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def experiment(self) -> dict:
+        """Everything but the method and the seed: runs sharing it belong in one table."""
+        d = self.to_dict()
+        del d["method"], d["seed"]
+        return d
+
+
+def stable_hash(obj: object, n: int = 12) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]

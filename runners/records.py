@@ -1,0 +1,61 @@
+"""Run records: one JSON file per run, named from its config, written atomically, read back tolerantly."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+from runners.errors import UserError
+
+SCHEMA = 1
+STATUSES = ("ok", "oom", "diverged", "failed", "cancelled")
+
+
+def run_id(label: str, seed: int, config_hash: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:40]
+    return f"{slug}-s{seed}-{config_hash}"
+
+
+def runs_dir(results: Path, dataset: str) -> Path:
+    return Path(results) / dataset / "runs"
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    """Write to a temporary file beside `path`, then rename: readers see the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=False, default=str)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_record(path: Path) -> dict | None:
+    try:
+        record = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        print(f"warning: skipping unreadable record {path}: {e}", file=sys.stderr)
+        return None
+    if not isinstance(record, dict) or record.get("status") not in STATUSES or "config" not in record:
+        print(f"warning: skipping {path}: not a run record", file=sys.stderr)
+        return None
+    return record
+
+
+def load_records(results: Path, dataset: str) -> list[dict]:
+    folder = runs_dir(results, dataset)
+    if not folder.is_dir():
+        raise UserError(f"no records in {folder}: run `python -m runners.compare` first")
+    records = [r for p in sorted(folder.glob("*.json")) if (r := read_record(p)) is not None]
+    return sorted(records, key=lambda r: r.get("timestamp", ""))

@@ -1,0 +1,103 @@
+"""One run in its own process: build the method's model, train it, test it, and write its record.
+
+Started by `runners.compare` as `python -m runners.worker JOB.json`; the job file holds the run config and
+everything the parent already resolved (model folder, tokenized data, identities). Every way a run can end,
+including errors, out-of-memory and Ctrl-C, ends in a record with a status.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+from methods import ModelContext, parse_spec
+from runners import environment as env
+from runners.batches import Collator, load_tokenized
+from runners.config import RunConfig
+from runners.records import write_json_atomic
+from runners.train import Diverged, evaluate, train
+
+EXIT_CANCELLED = 130
+
+
+def run(job: dict) -> dict:
+    """Train and test one method spec with one seed; return the record's results part."""
+    from transformers import set_seed
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the "score.weight newly initialised" report is expected, every time
+    hf_logging.disable_progress_bar()
+    cfg = RunConfig(**{**job["config"], "checkpoints": tuple(job["config"]["checkpoints"])})
+    device = env.resolve_device(cfg.device)
+    env.reset_peak_memory(device)
+    data = load_tokenized(job["tokens"])
+    spec = parse_spec(cfg.method)
+    method = spec.method
+    if cfg.lr is not None:  # --lr overrides the method's default only when given
+        method.params = dataclasses.replace(method.params, lr=cfg.lr)
+    set_seed(cfg.seed)  # before loading: the new head's initial weights come from this seed
+    ctx = ModelContext(job["model"]["path"], job["num_labels"], job["pad_id"], device)
+    model = method.build(ctx)
+    trainable, total = env.count_parameters(model)
+    result = train(model, method, data, cfg, lr=method.params.lr, pad_id=ctx.pad_token_id,
+                   num_labels=ctx.num_labels, device=device, quiet=job.get("quiet", False))
+    start = time.perf_counter()
+    test = evaluate(model, data["test"], Collator(data["test"], ctx.pad_token_id, method.padding_side, device),
+                    cfg.eval_batch_size, device, ctx.num_labels)
+    test_seconds = time.perf_counter() - start
+    memory = env.peak_memory(device)
+    return {
+        "method": {"label": spec.label, "name": method.name, "summary": method.summary, "params": method.describe()},
+        "metrics": {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "eval_loss": test["loss"],
+                    "majority_baseline": job["majority_baseline"]},
+        "curve": result.curve,
+        "measurements": {
+            "train_seconds": result.train_seconds,
+            "eval_seconds": result.eval_seconds + test_seconds,
+            "steps": result.steps, "samples": result.samples, "tokens": result.tokens,
+            "samples_per_second": result.samples / result.train_seconds,
+            "tokens_per_second": result.tokens / result.train_seconds,
+            "final_train_loss": result.final_loss,
+            "trainable_params": trainable, "total_params": total,
+            "peak_memory_mib": memory.pop("peak_mib"), "peak_memory_kind": memory.pop("kind"), **memory,
+        },
+        "device": env.device_info(device),
+    }
+
+
+def main(job_path: str) -> int:
+    job = json.loads(Path(job_path).read_text())
+    record = {"schema": job["schema"], "run_id": job["run_id"], "experiment_id": job["experiment_id"],
+              "status": "ok", "error": None, "config": job["config"], "method": {"label": job["config"]["method"]},
+              "model": job["model_identity"], "data": job["data_identity"], "versions": env.versions(),
+              "git": job["git"], "command": job["command"]}
+    code = 0
+    try:
+        record.update(run(job))
+    except torch.OutOfMemoryError as e:
+        record.update(status="oom", error=_one_line(e))
+    except Diverged as e:
+        record.update(status="diverged", error=str(e))
+    except KeyboardInterrupt:
+        record.update(status="cancelled", error="interrupted (Ctrl-C)")
+        code = EXIT_CANCELLED
+    except Exception as e:  # a failed run is a result too; the comparison goes on
+        record.update(status="failed", error=_one_line(e), traceback=traceback.format_exc(limit=-8))
+        code = 1
+    record["timestamp"] = env.now()
+    write_json_atomic(Path(job["record_path"]), record)
+    return code
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:500]}"
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
