@@ -67,6 +67,9 @@ class Method(ABC):
     summary: ClassVar[str] = ""  # one line for `--list` and the README
     Params: ClassVar[type[HParams]] = HParams
     padding_side: ClassVar[str] = "right"  # "left" for methods whose last position must be a real token
+    # Substrings of the names of the parameters this method trains; every other parameter stays frozen.
+    # The contract test holds each method to it.
+    trainable: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: HParams | None = None) -> None:
         self.params = params if params is not None else self.Params()
@@ -102,7 +105,7 @@ class Method(ABC):
         trainable = [p for p in model.parameters() if p.requires_grad]
         return [{"params": trainable, "weight_decay": self.params.weight_decay}]
 
-    def on_step(self, model: nn.Module, progress: Progress) -> None:
+    def on_step(self, model: nn.Module, progress: Progress) -> None:  # noqa: B027 (an optional hook)
         """Called after each optimizer step, before gradients are cleared. Default: nothing."""
 
     def describe(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ class FullParams(HParams):
 class Full(Method):
     summary = "full fine-tune: every weight trains"
     Params = FullParams
+    trainable = ("",)  # every name matches: everything trains
 
     def adapt(self, model: nn.Module) -> nn.Module:
         return model.requires_grad_(True)

@@ -18,6 +18,7 @@ class HeadParams(HParams):
 class Head(Method):
     summary = "head only: the GPT-2 body is frozen, only the score layer trains"
     Params = HeadParams
+    trainable = ("score.",)
 
     def adapt(self, model: nn.Module) -> nn.Module:
         return freeze_all_but(model, "score.")

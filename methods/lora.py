@@ -11,7 +11,7 @@ from methods.registry import register
 
 @dataclass
 class LoraParams(HParams):
-    lr: float = hp(5e-4, "peak learning rate; adapters start at zero and want a larger one than full")
+    lr: float = hp(1e-3, "peak learning rate; adapters start at zero and want a larger one than full")
     r: int = hp(8, "rank of each adapter's update")
     alpha: float = hp(16.0, "scaling numerator: the update is scaled by alpha / r")
     dropout: float = hp(0.05, "dropout on the adapter's input")
@@ -31,6 +31,7 @@ class LoraParams(HParams):
 class Lora(Method):
     summary = "LoRA adapters on attention and MLP projections (peft), head trained too"
     Params = LoraParams
+    trainable = ("lora_A", "lora_B", "modules_to_save")  # adapters, and peft's trainable copy of the head
 
     def adapt(self, model: nn.Module) -> nn.Module:
         from peft import LoraConfig, TaskType, get_peft_model

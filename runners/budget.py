@@ -29,7 +29,8 @@ class Budget:
                             f"500steps, 20000samples)")
         amount = float(m.group(1))
         if amount <= 0 or (unit != "epochs" and amount != int(amount)):
-            raise UserError(f"bad budget {text!r}: {unit} must be a positive {'number' if unit == 'epochs' else 'integer'}")
+            kind = "number" if unit == "epochs" else "integer"
+            raise UserError(f"bad budget {text!r}: {unit} must be a positive {kind}")
         return cls(amount, unit, text.strip())
 
     def total_samples(self, n_train: int) -> int | None:

@@ -18,7 +18,7 @@ from runners.data import DATASETS, load_splits
 from runners.errors import UserError
 from runners.models import load_tokenizer, resolve_model
 from runners.records import SCHEMA, read_record, run_id, runs_dir, write_json_atomic
-from runners.tables import render_experiment, write_tables
+from runners.tables import write_tables
 
 
 def build_parser() -> argparse.ArgumentParser:

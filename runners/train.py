@@ -86,7 +86,9 @@ def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg
             if cfg.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
             optimizer.step()
-            res.steps, res.samples, res.tokens = res.steps + 1, res.samples + len(idx), res.tokens + int(lengths[idx].sum())
+            res.steps += 1
+            res.samples += len(idx)
+            res.tokens += int(lengths[idx].sum())  # real tokens, known on the host: no device sync
             fraction = budget.fraction(res.steps, res.samples, n_train)
             method.on_step(model, Progress(res.steps, res.samples, res.tokens, fraction))
             optimizer.zero_grad(set_to_none=True)  # free gradient memory before the next forward

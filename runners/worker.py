@@ -11,6 +11,7 @@ import json
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 import torch
@@ -32,6 +33,8 @@ def run(job: dict) -> dict:
 
     hf_logging.set_verbosity_error()  # the "score.weight newly initialised" report is expected, every time
     hf_logging.disable_progress_bar()
+    # peft still calls transformers' pre-5.x names (is_gradient_checkpointing); nothing for a user to act on.
+    warnings.filterwarnings("ignore", message=".*deprecated and will be removed in v6", category=FutureWarning)
     cfg = RunConfig(**{**job["config"], "checkpoints": tuple(job["config"]["checkpoints"])})
     device = env.resolve_device(cfg.device)
     env.reset_peak_memory(device)

@@ -1,0 +1,41 @@
+"""Budget parsing and accounting, and the learning-rate schedule over the share of budget spent."""
+from __future__ import annotations
+
+import pytest
+
+from runners.budget import Budget
+from runners.errors import UserError
+from runners.train import lr_factor
+
+
+@pytest.mark.parametrize("text, amount, unit", [
+    ("1epoch", 1, "epochs"), ("2.5epochs", 2.5, "epochs"), ("500steps", 500, "steps"),
+    ("20000samples", 20000, "samples"), ("2e4 samples", 20000, "samples"), ("1Step", 1, "steps"),
+])
+def test_parse(text, amount, unit):
+    b = Budget.parse(text)
+    assert (b.amount, b.unit) == (amount, unit)
+
+
+@pytest.mark.parametrize("text", ["", "epochs", "10", "5 minutes", "0steps", "-1epoch", "1.5steps", "3sample s"])
+def test_bad_budgets(text):
+    with pytest.raises(UserError, match="bad budget"):
+        Budget.parse(text)
+
+
+def test_accounting():
+    assert Budget.parse("1epoch").total_samples(1000) == 1000
+    assert Budget.parse("1epoch").total_steps(1000, 32) == 32  # 31 full batches and one of 8
+    assert Budget.parse("3000samples").total_steps(10_000, 32) == 94
+    assert Budget.parse("50steps").total_steps(10_000, 32) == 50
+    assert Budget.parse("50steps").fraction(25, 800, 10_000) == 0.5
+    assert Budget.parse("0.5epochs").fraction(1, 250, 1000) == 0.5
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    assert lr_factor(0.0, 0.1) < 1e-6
+    assert lr_factor(0.05, 0.1) == pytest.approx(0.5)
+    assert lr_factor(0.1, 0.1) == pytest.approx(1.0)
+    assert lr_factor(0.55, 0.1) == pytest.approx(0.5)
+    assert lr_factor(1.0, 0.1) == 0.0
+    assert lr_factor(0.5, 0.0) == pytest.approx(0.5)
