@@ -21,4 +21,4 @@ class Head(Method):
     trainable = ("score.",)
 
     def adapt(self, model: nn.Module) -> nn.Module:
-        return freeze_all_but(model, "score.")
+        return freeze_all_but(model, *self.trainable)

@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runners.compare", description=__doc__)
     p.add_argument("--methods", help="comma-separated specs NAME[:key=value...], e.g. full,lora:r=16")
     p.add_argument("--list", action="store_true", help="print every registered method and exit")
+    p.add_argument("--markdown", action="store_true", help="with --list: print a markdown table (for the README)")
     p.add_argument("--dataset", default="tweets", help=f"one of {', '.join(DATASETS)} (default tweets)")
     p.add_argument("--data-dir", help="read DIR/train.* and DIR/test.* (parquet, csv or jsonl) instead of the hub")
     p.add_argument("--model", default="gpt2", help="hub id or local folder with safetensors (default gpt2)")
@@ -48,17 +49,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def list_methods() -> str:
-    lines = []
+def list_methods(markdown: bool = False) -> str:
+    """Every registered method with its summary and default hyperparameters, as text or a markdown table."""
+    rows = []
     for name, cls in registered().items():
-        defaults = ", ".join(f"{k}={v}" for k, v in cls().describe().items())
-        lines.append(f"{name:<8} {cls.summary}\n{'':<8} defaults: {defaults}")
-    return "\n".join(lines)
+        defaults = " ".join(f"{k}={'+'.join(v) if isinstance(v, tuple) else v}" for k, v in cls().describe().items())
+        rows.append((name, cls.summary, defaults))
+    if markdown:
+        from tabulate import tabulate
+
+        return tabulate([(f"`{n}`", s, f"`{d}`") for n, s, d in rows], headers=["method", "what trains", "defaults"],
+                        tablefmt="github")
+    return "\n".join(f"{n:<8} {s}\n{'':<8} defaults: {d}" for n, s, d in rows)
 
 
 def compare(args: argparse.Namespace, command: str) -> int:
     if args.list:
-        print(list_methods())
+        print(list_methods(args.markdown))
         return 0
     specs = parse_specs(args.methods or "")
     seeds = _parse_ints(args.seeds, "--seeds")

@@ -56,7 +56,7 @@ def to_markdown(df: pd.DataFrame) -> str:
     show_status = (df["status"] != "ok").any()
     body = []
     for _, row in df.iterrows():
-        cells = [row["method"], _fmt(row.get("trainable params"), "{:,.0f}"), _fmt(row.get("trainable %"), "{:.2f}")]
+        cells = [row["method"], _fmt(row.get("trainable params"), "{:,.0f}"), _fmt(row.get("trainable %"), "{:.3g}")]
         for col, (_, _, fmt) in COLUMNS.items():
             mean, sd = row[col], row[f"{col} sd"]
             cells.append(_fmt(mean, fmt) + (f" ± {fmt.format(sd)}" if pd.notna(sd) else ""))
