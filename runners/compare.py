@@ -8,6 +8,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from methods import SpecError, parse_specs, registered
@@ -133,6 +134,7 @@ def _run_child(job: dict, record_path: Path) -> int:
         json.dump(job, f)
     child_env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(env.PROJECT_ROOT),
                                                                            os.environ.get("PYTHONPATH")]))}
+    started = time.time()
     proc = subprocess.Popen([sys.executable, "-m", "runners.worker", job_path], env=child_env)
     try:
         code = proc.wait()
@@ -142,7 +144,7 @@ def _run_child(job: dict, record_path: Path) -> int:
     finally:
         os.unlink(job_path)
     record = read_record(record_path)
-    if record is None or record.get("run_id") != job["run_id"] or code < 0 and record["status"] == "ok":
+    if record is None or record_path.stat().st_mtime < started:  # none written by this child (an old one may stay)
         why = f"signal {-code}" if code < 0 else f"exit code {code}"
         write_json_atomic(record_path, {
             "schema": job["schema"], "run_id": job["run_id"], "experiment_id": job["experiment_id"],

@@ -49,6 +49,11 @@ class RunConfig:
         if self.device not in ("auto", "cpu", "cuda"):
             raise UserError(f"--device must be auto, cpu or cuda, got {self.device!r}")
 
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        """The inverse of `to_dict` (JSON turns tuples into lists)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

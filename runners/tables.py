@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from runners.records import load_records
+from runners.records import load_records, write_text_atomic
 
 # column -> (record path, direction, format). The direction drives the header marks and the row order.
 COLUMNS = {
@@ -120,7 +120,7 @@ def write_tables(results: Path, dataset: str) -> dict[str, str]:
             f"`runs/`; one section per experiment, the most recent first.\n"
     sections = [f"## Experiment {eid}\n\n{text}" for eid, text in rendered.items()]
     out = Path(results) / dataset
-    (out / "comparison.md").write_text("\n".join([title, *sections]))
+    write_text_atomic(out / "comparison.md", "\n".join([title, *sections]))
     frames = []
     for g in groups:
         df = summarize(g)
@@ -129,5 +129,5 @@ def write_tables(results: Path, dataset: str) -> dict[str, str]:
         for key in ("budget", "batch_size", "max_length", "model"):
             df[key] = cfg[key]
         frames.append(df)
-    pd.concat(frames, ignore_index=True).to_csv(out / "comparison.csv", index=False)
+    write_text_atomic(out / "comparison.csv", pd.concat(frames, ignore_index=True).to_csv(index=False))
     return rendered

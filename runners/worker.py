@@ -35,7 +35,7 @@ def run(job: dict) -> dict:
     hf_logging.disable_progress_bar()
     # peft still calls transformers' pre-5.x names (is_gradient_checkpointing); nothing for a user to act on.
     warnings.filterwarnings("ignore", message=".*deprecated and will be removed in v6", category=FutureWarning)
-    cfg = RunConfig(**{**job["config"], "checkpoints": tuple(job["config"]["checkpoints"])})
+    cfg = RunConfig.from_dict(job["config"])
     device = env.resolve_device(cfg.device)
     env.reset_peak_memory(device)
     data = load_tokenized(job["tokens"])
