@@ -41,8 +41,13 @@ class Budget:
 
     def total_steps(self, n_train: int, batch_size: int) -> int:
         """How many optimizer steps the budget allows (for progress bars and schedules)."""
-        samples = self.total_samples(n_train)
-        return int(self.amount) if samples is None else math.ceil(samples / batch_size)
+        if self.unit == "steps":
+            return int(self.amount)
+        if self.unit == "samples":
+            return math.ceil(self.amount / batch_size)
+        # every epoch ends in its own partial batch
+        whole, part = divmod(self.amount, 1)
+        return int(whole) * math.ceil(n_train / batch_size) + math.ceil(round(part * n_train) / batch_size)
 
     def fraction(self, steps: int, samples: int, n_train: int) -> float:
         """The share of the budget spent after `steps` optimizer steps over `samples` examples."""

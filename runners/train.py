@@ -67,6 +67,7 @@ def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg
     checkpoints = sorted(set(cfg.checkpoints) | {1.0})
     res = TrainResult()
     loss_sum, loss_steps = torch.zeros((), device=device), 0
+    first_bad = torch.full((), -1, dtype=torch.int64, device=device)  # first step with a NaN/inf loss
     bar = tqdm(total=budget.total_steps(n_train, cfg.batch_size), desc=cfg.method, unit="step",
                disable=quiet, dynamic_ncols=True, leave=False)
     model.train()
@@ -94,13 +95,16 @@ def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg
             optimizer.zero_grad(set_to_none=True)  # free gradient memory before the next forward
             loss_sum += loss.detach()
             loss_steps += 1
+            # note the step a non-finite loss appears, on the device, so that finding it needs no sync
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), res.steps, first_bad)
             bar.update()
             if res.steps % LOG_EVERY == 0 or fraction >= 1.0:
                 res.final_loss = loss_sum.item() / loss_steps  # the only host sync in the loop
                 loss_sum.zero_()
                 loss_steps = 0
                 if not math.isfinite(res.final_loss):
-                    raise Diverged(f"training loss became {res.final_loss} at step {res.steps}")
+                    raise Diverged(f"training loss became non-finite at step {int(first_bad)} "
+                                   f"(noticed at step {res.steps})")
                 elapsed = res.train_seconds + time.perf_counter() - clock
                 bar.set_postfix(loss=f"{res.final_loss:.4f}", samples_s=f"{res.samples / elapsed:.1f}")
             if fraction >= checkpoints[0] - 1e-9:

@@ -26,6 +26,8 @@ def test_bad_budgets(text):
 def test_accounting():
     assert Budget.parse("1epoch").total_samples(1000) == 1000
     assert Budget.parse("1epoch").total_steps(1000, 32) == 32  # 31 full batches and one of 8
+    assert Budget.parse("2epochs").total_steps(1000, 32) == 64
+    assert Budget.parse("1.5epochs").total_steps(1000, 32) == 48  # 32 + ceil(500 / 32)
     assert Budget.parse("3000samples").total_steps(10_000, 32) == 94
     assert Budget.parse("50steps").total_steps(10_000, 32) == 50
     assert Budget.parse("50steps").fraction(25, 800, 10_000) == 0.5

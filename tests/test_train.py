@@ -1,0 +1,59 @@
+"""The training loop: exact budgets, the validation curve, and divergence detection."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import methods
+from methods import ModelContext
+from runners.batches import TokenizedSplit
+from runners.config import RunConfig
+from runners.models import load_tokenizer
+from runners.train import Diverged, train
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def data(tiny_model_dir):
+    texts = [f"example number {i} " * (1 + i % 4) for i in range(10)]
+    split = TokenizedSplit.from_texts(texts, [i % 2 for i in range(10)], load_tokenizer(str(tiny_model_dir)), 24)
+    return {"train": split, "validation": split, "test": split}
+
+
+def fit(method, tiny_model_dir, data, budget, **cfg):
+    torch.manual_seed(0)
+    model = method.build(ModelContext(str(tiny_model_dir), 2, 50256, CPU))
+    config = RunConfig(method=method.name, seed=0, budget=budget, batch_size=4, **cfg)
+    return train(model, method, data, config, lr=1e-3, pad_id=50256, num_labels=2, device=CPU, quiet=True)
+
+
+@pytest.mark.parametrize("budget, steps, samples", [
+    ("2epochs", 6, 20),  # 10 examples in batches of 4, 4, 2, twice
+    ("7steps", 7, 24),  # two epochs of 3 steps, then one batch of 4
+    ("13samples", 4, 13),  # the last batch cut to one example
+])
+def test_budgets_are_exact(tiny_model_dir, data, budget, steps, samples):
+    res = fit(methods.get("head")(), tiny_model_dir, data, budget)
+    assert (res.steps, res.samples) == (steps, samples)
+    assert res.train_seconds > 0
+    if budget == "2epochs":  # every example twice: real tokens counted, padding not
+        assert res.tokens == 2 * int(data["train"].lengths.sum())
+
+
+def test_validation_curve_at_checkpoints(tiny_model_dir, data):
+    res = fit(methods.get("head")(), tiny_model_dir, data, "8steps", checkpoints=(0.25, 0.5, 1.0))
+    assert [c["steps"] for c in res.curve] == [2, 4, 8]
+    assert [c["fraction"] for c in res.curve] == [0.25, 0.5, 1.0]
+    assert all(0 <= c["val_accuracy"] <= 1 and c["val_loss"] > 0 for c in res.curve)
+
+
+def test_divergence_is_caught_at_the_step_it_happened(tiny_model_dir, data):
+    class Poisoned(methods.get("head")):
+        def on_step(self, model, progress):
+            if progress.step == 3:
+                with torch.no_grad():
+                    model.score.weight.fill_(float("nan"))
+
+    with pytest.raises(Diverged, match="non-finite at step 4 "):
+        fit(Poisoned(), tiny_model_dir, data, "30steps")
