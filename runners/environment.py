@@ -29,12 +29,15 @@ def versions() -> dict[str, str | None]:
 
 
 def git_state() -> dict:
-    """The commit the code ran from and whether the tree had uncommitted changes (None outside git)."""
+    """The commit the code ran from and whether its code had uncommitted changes (None outside git).
+
+    Changes under results/ do not count: records and tables are outputs, not code.
+    """
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
                               check=True, timeout=10).stdout.strip()
     try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"))}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
 
