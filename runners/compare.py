@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-limit", type=int, help="seeded stratified subset of N training rows")
     p.add_argument("--eval-limit", type=int, help="at most N validation and N test rows (seeded, stratified)")
     p.add_argument("--val-fraction", type=float, default=0.05, help="share of train held out for validation")
-    p.add_argument("--checkpoints", default="0.5,1", help="budget fractions to evaluate validation at")
+    p.add_argument("--checkpoints", default="1/8,1/4,1/2,1", help="budget fractions to evaluate validation at")
+    p.add_argument("--test-each-checkpoint", action="store_true", help="also evaluate the test split at each")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--results", default="results", help="folder for records and tables (default results/)")
     p.add_argument("--cache-dir", default=os.environ.get("PEFT_LAB_CACHE", "~/.cache/peft-lab"),
@@ -104,6 +105,7 @@ def compare(args: argparse.Namespace, command: str) -> int:
                             eval_batch_size=args.eval_batch_size, lr=args.lr, max_length=max_length,
                             train_limit=args.train_limit, eval_limit=args.eval_limit,
                             val_fraction=args.val_fraction, checkpoints=_parse_fractions(args.checkpoints),
+                            test_each_checkpoint=args.test_each_checkpoint,
                             device=args.device)
             experiment_id = stable_hash({**cfg.experiment(), **identity})
             rid = run_id(spec.label, seed, stable_hash({**cfg.to_dict(), **identity}))
@@ -176,10 +178,12 @@ def _parse_ints(text: str, flag: str) -> list[int]:
 
 
 def _parse_fractions(text: str) -> tuple[float, ...]:
+    from fractions import Fraction
+
     try:
-        return tuple(sorted({float(x) for x in text.split(",") if x.strip()}))
-    except ValueError:
-        raise UserError(f"--checkpoints must be comma-separated fractions, got {text!r}") from None
+        return tuple(sorted({float(Fraction(x.strip())) for x in text.split(",") if x.strip()}))
+    except (ValueError, ZeroDivisionError):
+        raise UserError(f"--checkpoints must be comma-separated fractions like 1/4,0.5,1, got {text!r}") from None
 
 
 def _check_writable(folder: Path) -> None:

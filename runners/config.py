@@ -28,7 +28,8 @@ class RunConfig:
     split_seed: int = 0
     warmup: float = 0.06  # share of the budget spent warming the learning rate up from 0
     max_grad_norm: float = 1.0  # clip the global gradient norm at this value; 0 disables
-    checkpoints: tuple[float, ...] = (0.5, 1.0)  # budget fractions at which to evaluate on validation
+    checkpoints: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0)  # budget fractions at which to evaluate validation
+    test_each_checkpoint: bool = False  # also evaluate the test split at every checkpoint
     device: str = "auto"
 
     def __post_init__(self) -> None:

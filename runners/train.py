@@ -15,8 +15,9 @@ from tqdm.auto import tqdm
 
 from methods import Method, Progress
 from runners.batches import Collator, TokenizedSplit, length_grouped_batches
-from runners.budget import Budget
+from runners.budget import Budget, Spent
 from runners.config import RunConfig
+from runners.flops import FlopModel
 
 LOG_EVERY = 20  # steps between reads of the loss: each read waits for the device, so not every step
 
@@ -27,13 +28,11 @@ class Diverged(RuntimeError):
 
 @dataclass
 class TrainResult:
-    steps: int = 0
-    samples: int = 0
-    tokens: int = 0  # real tokens, padding excluded
-    train_seconds: float = 0.0  # optimizer work only; evaluation time is excluded
+    spent: Spent = field(default_factory=Spent)
     eval_seconds: float = 0.0
     final_loss: float = float("nan")  # mean training loss over the last logging window
-    curve: list[dict] = field(default_factory=list)  # validation metrics at each checkpoint
+    curve: list[dict] = field(default_factory=list)  # metrics at each checkpoint, with the budget spent
+    optimizer_state_bytes: int = 0
 
 
 def lr_factor(fraction: float, warmup: float) -> float:
@@ -49,12 +48,16 @@ def autocast_for(device: torch.device):
 
 
 def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg: RunConfig, *, lr: float,
-          pad_id: int, num_labels: int, device: torch.device, quiet: bool = False) -> TrainResult:
+          pad_id: int, num_labels: int, device: torch.device, flops: FlopModel, micro_batch: int | None = None,
+          quiet: bool = False) -> TrainResult:
+    """Train until the budget is spent, evaluating at its checkpoints. `micro_batch` < batch size accumulates."""
     budget = Budget.parse(cfg.budget)
     train_split = data["train"]
     n_train, lengths = len(train_split), train_split.lengths
+    micro = micro_batch or cfg.batch_size
     collate = Collator(train_split, pad_id, method.padding_side, device)
-    val_collate = Collator(data["validation"], pad_id, method.padding_side, device)
+    eval_splits = {"val": data["validation"], **({"test": data["test"]} if cfg.test_each_checkpoint else {})}
+    evaluators = {k: (s, Collator(s, pad_id, method.padding_side, device)) for k, s in eval_splits.items()}
 
     groups = method.param_groups(model)
     for g in groups:
@@ -65,11 +68,15 @@ def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg
     rng = np.random.default_rng(cfg.seed)
     total_samples = budget.total_samples(n_train)
     checkpoints = sorted(set(cfg.checkpoints) | {1.0})
-    res = TrainResult()
+    res, spent = TrainResult(), Spent()
+    res.spent = spent
     loss_sum, loss_steps = torch.zeros((), device=device), 0
     first_bad = torch.full((), -1, dtype=torch.int64, device=device)  # first step with a NaN/inf loss
-    bar = tqdm(total=budget.total_steps(n_train, cfg.batch_size), desc=cfg.method, unit="step",
-               disable=quiet, dynamic_ncols=True, leave=False)
+    total_steps = budget.total_steps(n_train, cfg.batch_size)
+    # Budgets in steps, samples or epochs count steps; time, tokens and FLOPs count percent of the budget.
+    shape = {} if total_steps else {"bar_format": "{l_bar}{bar}| {n:.0f}% of budget [{elapsed}{postfix}]"}
+    bar = tqdm(total=total_steps or 100, desc=cfg.method, unit="step", disable=quiet, dynamic_ncols=True,
+               leave=False, **shape)
     model.train()
     sync(device)
     clock = time.perf_counter()
@@ -77,58 +84,65 @@ def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg
     while fraction < 1.0:
         for idx in length_grouped_batches(lengths, cfg.batch_size, rng):
             if total_samples is not None:  # a sample budget is exact: the last batch is cut to fit
-                idx = idx[: total_samples - res.samples]
-            batch = collate(idx)
+                idx = idx[: total_samples - spent.samples]
             for g in optimizer.param_groups:
                 g["lr"] = g["base_lr"] * lr_factor(fraction, cfg.warmup)
-            with autocast_for(device):
-                loss = model(**batch).loss
-            loss.backward()
+            for start in range(0, len(idx), micro):  # gradient accumulation keeps the effective batch
+                chunk = idx[start:start + micro]
+                with autocast_for(device):
+                    loss = model(**collate(chunk)).loss * (len(chunk) / len(idx))
+                loss.backward()
+                loss_sum += loss.detach()
+                spent.flops += flops.step(len(chunk), int(lengths[chunk].max()))  # from the shape: no sync
+            # note the step a non-finite loss appears, on the device, so that finding it needs no sync
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss_sum), spent.steps + 1, first_bad)
             if cfg.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
             optimizer.step()
-            res.steps += 1
-            res.samples += len(idx)
-            res.tokens += int(lengths[idx].sum())  # real tokens, known on the host: no device sync
-            fraction = budget.fraction(res.steps, res.samples, n_train)
-            method.on_step(model, Progress(res.steps, res.samples, res.tokens, fraction))
+            spent.steps += 1
+            spent.samples += len(idx)
+            spent.tokens += int(lengths[idx].sum())  # real tokens, known on the host
+            if budget.needs_clock:  # only a time budget pays for a sync every step
+                sync(device)
+            now = time.perf_counter()
+            spent.seconds, clock = spent.seconds + now - clock, now
+            previous, fraction = fraction, budget.fraction(spent, n_train)
+            method.on_step(model, Progress(spent.steps, spent.samples, spent.tokens, fraction))
             optimizer.zero_grad(set_to_none=True)  # free gradient memory before the next forward
-            loss_sum += loss.detach()
             loss_steps += 1
-            # note the step a non-finite loss appears, on the device, so that finding it needs no sync
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), res.steps, first_bad)
-            bar.update()
-            if res.steps % LOG_EVERY == 0 or fraction >= 1.0:
-                res.final_loss = loss_sum.item() / loss_steps  # the only host sync in the loop
+            bar.update(1 if total_steps else 100 * (min(fraction, 1.0) - previous))
+            if spent.steps % LOG_EVERY == 0 or fraction >= 1.0:
+                res.final_loss = loss_sum.item() / loss_steps  # the loop's only sync outside time budgets
                 loss_sum.zero_()
                 loss_steps = 0
                 if not math.isfinite(res.final_loss):
                     raise Diverged(f"training loss became non-finite at step {int(first_bad)} "
-                                   f"(noticed at step {res.steps})")
-                elapsed = res.train_seconds + time.perf_counter() - clock
-                bar.set_postfix(loss=f"{res.final_loss:.4f}", samples_s=f"{res.samples / elapsed:.1f}")
+                                   f"(noticed at step {spent.steps})")
+                bar.set_postfix(loss=f"{res.final_loss:.4f}", samples_s=f"{spent.samples / spent.seconds:.1f}")
             if fraction >= checkpoints[0] - 1e-9:
                 sync(device)
-                res.train_seconds += time.perf_counter() - clock
+                spent.seconds += time.perf_counter() - clock
                 while checkpoints and fraction >= checkpoints[0] - 1e-9:
                     checkpoints.pop(0)
-                res.curve.append(_checkpoint(model, data["validation"], val_collate, cfg, res, fraction, device,
-                                             num_labels))
+                res.curve.append(_checkpoint(model, evaluators, cfg, res, fraction, device, num_labels))
                 model.train()
                 clock = time.perf_counter()
             if fraction >= 1.0:
                 break
     bar.close()
+    res.optimizer_state_bytes = sum(t.numel() * t.element_size() for s in optimizer.state.values()
+                                    for t in s.values() if torch.is_tensor(t))
     return res
 
 
-def _checkpoint(model, split, collate, cfg, res, fraction, device, num_labels) -> dict:
+def _checkpoint(model, evaluators, cfg, res, fraction, device, num_labels) -> dict:
     start = time.perf_counter()
-    metrics = evaluate(model, split, collate, cfg.eval_batch_size, device, num_labels)
+    point = {"fraction": round(fraction, 6), **res.spent.to_dict(), "train_loss": res.final_loss}
+    for name, (split, collate) in evaluators.items():
+        metrics = evaluate(model, split, collate, cfg.eval_batch_size, device, num_labels)
+        point.update({f"{name}_{k}": v for k, v in metrics.items()})
     res.eval_seconds += time.perf_counter() - start
-    return {"fraction": round(fraction, 6), "steps": res.steps, "samples": res.samples, "tokens": res.tokens,
-            "train_seconds": res.train_seconds, "train_loss": res.final_loss,
-            **{f"val_{k}": v for k, v in metrics.items()}}
+    return point
 
 
 @torch.inference_mode()

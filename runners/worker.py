@@ -18,6 +18,7 @@ import torch
 
 from methods import ModelContext, parse_spec
 from runners import environment as env
+from runners import flops
 from runners.batches import Collator, load_tokenized
 from runners.config import RunConfig
 from runners.records import write_json_atomic
@@ -47,8 +48,10 @@ def run(job: dict) -> dict:
     ctx = ModelContext(job["model"]["path"], job["num_labels"], job["pad_id"], device)
     model = method.build(ctx)
     trainable, total = env.count_parameters(model)
+    flop_model = flops.measure(model, device)
     result = train(model, method, data, cfg, lr=method.params.lr, pad_id=ctx.pad_token_id,
-                   num_labels=ctx.num_labels, device=device, quiet=job.get("quiet", False))
+                   num_labels=ctx.num_labels, device=device, flops=flop_model, quiet=job.get("quiet", False))
+    spent = result.spent
     start = time.perf_counter()
     test = evaluate(model, data["test"], Collator(data["test"], ctx.pad_token_id, method.padding_side, device),
                     cfg.eval_batch_size, device, ctx.num_labels)
@@ -60,11 +63,13 @@ def run(job: dict) -> dict:
                     "majority_baseline": job["majority_baseline"]},
         "curve": result.curve,
         "measurements": {
-            "train_seconds": result.train_seconds,
+            "train_seconds": spent.seconds,
             "eval_seconds": result.eval_seconds + test_seconds,
-            "steps": result.steps, "samples": result.samples, "tokens": result.tokens,
-            "samples_per_second": result.samples / result.train_seconds,
-            "tokens_per_second": result.tokens / result.train_seconds,
+            "steps": spent.steps, "samples": spent.samples, "tokens": spent.tokens, "flops": spent.flops,
+            "samples_per_second": spent.samples / spent.seconds,
+            "tokens_per_second": spent.tokens / spent.seconds,
+            "flops_per_real_token": spent.flops / spent.tokens,
+            "flop_model": flop_model.to_dict(),
             "final_train_loss": result.final_loss,
             "trainable_params": trainable, "total_params": total,
             "peak_memory_mib": memory.pop("peak_mib"), "peak_memory_kind": memory.pop("kind"), **memory,

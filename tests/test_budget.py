@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from runners.budget import Budget
+from runners.budget import Budget, Spent
 from runners.errors import UserError
 from runners.train import lr_factor
 
@@ -11,13 +11,17 @@ from runners.train import lr_factor
 @pytest.mark.parametrize("text, amount, unit", [
     ("1epoch", 1, "epochs"), ("2.5epochs", 2.5, "epochs"), ("500steps", 500, "steps"),
     ("20000samples", 20000, "samples"), ("2e4 samples", 20000, "samples"), ("1Step", 1, "steps"),
+    ("90s", 90, "seconds"), ("5m", 300, "seconds"), ("1.5h", 5400, "seconds"), ("2min", 120, "seconds"),
+    ("2Mtokens", 2_000_000, "tokens"), ("500ktokens", 500_000, "tokens"), ("1e15flops", 1e15, "flops"),
+    ("3.5PFLOP", 3.5e15, "flops"), ("5e12flops", 5e12, "flops"), ("2 TFLOPs", 2e12, "flops"),
 ])
 def test_parse(text, amount, unit):
     b = Budget.parse(text)
     assert (b.amount, b.unit) == (amount, unit)
 
 
-@pytest.mark.parametrize("text", ["", "epochs", "10", "5 minutes", "0steps", "-1epoch", "1.5steps", "3sample s"])
+@pytest.mark.parametrize("text", ["", "epochs", "10", "5 parsecs", "0steps", "-1epoch", "1.5steps", "3sample s",
+                                  "2ksteps", "1.5tokens", "0s"])
 def test_bad_budgets(text):
     with pytest.raises(UserError, match="bad budget"):
         Budget.parse(text)
@@ -30,8 +34,13 @@ def test_accounting():
     assert Budget.parse("1.5epochs").total_steps(1000, 32) == 48  # 32 + ceil(500 / 32)
     assert Budget.parse("3000samples").total_steps(10_000, 32) == 94
     assert Budget.parse("50steps").total_steps(10_000, 32) == 50
-    assert Budget.parse("50steps").fraction(25, 800, 10_000) == 0.5
-    assert Budget.parse("0.5epochs").fraction(1, 250, 1000) == 0.5
+    assert Budget.parse("50steps").fraction(Spent(steps=25, samples=800), 10_000) == 0.5
+    assert Budget.parse("0.5epochs").fraction(Spent(steps=1, samples=250), 1000) == 0.5
+    assert Budget.parse("1m").fraction(Spent(seconds=15.0), 1000) == 0.25
+    assert Budget.parse("1Mtokens").fraction(Spent(tokens=100_000), 1000) == pytest.approx(0.1)
+    assert Budget.parse("2e9flops").fraction(Spent(flops=1e9), 1000) == 0.5
+    assert Budget.parse("90s").total_steps(1000, 32) is None and Budget.parse("90s").needs_clock
+    assert not Budget.parse("1epoch").needs_clock
 
 
 def test_schedule_warms_up_then_decays_to_zero():

@@ -9,6 +9,7 @@ import torch
 import methods
 from methods import ModelContext
 from runners.batches import Collator, TokenizedSplit
+from runners import flops
 from runners.config import RunConfig
 from runners.models import load_tokenizer
 from runners.train import evaluate, train
@@ -38,7 +39,8 @@ def toy_data(model_dir) -> dict[str, TokenizedSplit]:
 def run_steps(method, model, data, steps: int, lr: float):
     cfg = RunConfig(method=method.name, seed=0, budget=f"{steps}steps", batch_size=8, warmup=0.0,
                     checkpoints=(1.0,))
-    return train(model, method, data, cfg, lr=lr, pad_id=PAD, num_labels=2, device=torch.device("cpu"), quiet=True)
+    return train(model, method, data, cfg, lr=lr, pad_id=PAD, num_labels=2, device=torch.device("cpu"),
+                 flops=flops.measure(model, torch.device("cpu")), quiet=True)
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -39,13 +39,15 @@ def test_one_record_per_run_with_full_context(results):
         assert KEYS <= set(r), KEYS - set(r)
         assert r["status"] == "ok" and r["error"] is None
         assert r["method"]["label"] == label and r["method"]["params"]["lr"] > 0
-        assert r["config"]["budget"] == "48samples" and r["measurements"]["samples"] == 48
+        m = r["measurements"]
+        assert r["config"]["budget"] == "48samples" and m["samples"] == 48
         assert r["measurements"]["steps"] == 3
         assert r["data"]["rows"] == {"train": 228, "validation": 12, "test": 30}
         assert len(r["model"]["weights_sha256"]["model.safetensors"]) == 64
         assert 0 <= r["metrics"]["accuracy"] <= 1 and r["metrics"]["majority_baseline"] == pytest.approx(1 / 3)
-        assert [c["fraction"] for c in r["curve"]] == pytest.approx([0.6667, 1.0], abs=1e-3)  # 0.5 -> after step 2
-        m = r["measurements"]
+        # checkpoints 1/8 and 1/4 both fall at step 1 of 3, 1/2 at step 2
+        assert [c["fraction"] for c in r["curve"]] == pytest.approx([1 / 3, 2 / 3, 1.0], abs=1e-3)
+        assert [c["steps"] for c in r["curve"]] == [1, 2, 3] and r["curve"][-1]["flops"] == m["flops"] > 0
         assert m["train_seconds"] > 0 and m["peak_memory_mib"] > 0 and m["peak_memory_kind"] == "cpu_peak_rss"
         assert 0 < m["trainable_params"] <= m["total_params"]
         assert r["versions"]["torch"] and r["device"]["type"] == "cpu"

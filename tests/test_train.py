@@ -7,6 +7,7 @@ import torch
 import methods
 from methods import ModelContext
 from runners.batches import TokenizedSplit
+from runners import flops
 from runners.config import RunConfig
 from runners.models import load_tokenizer
 from runners.train import Diverged, train
@@ -25,7 +26,8 @@ def fit(method, tiny_model_dir, data, budget, **cfg):
     torch.manual_seed(0)
     model = method.build(ModelContext(str(tiny_model_dir), 2, 50256, CPU))
     config = RunConfig(method=method.name, seed=0, budget=budget, batch_size=4, **cfg)
-    return train(model, method, data, config, lr=1e-3, pad_id=50256, num_labels=2, device=CPU, quiet=True)
+    return train(model, method, data, config, lr=1e-3, pad_id=50256, num_labels=2, device=CPU,
+                 flops=flops.measure(model, CPU), quiet=True)
 
 
 @pytest.mark.parametrize("budget, steps, samples", [
@@ -35,10 +37,10 @@ def fit(method, tiny_model_dir, data, budget, **cfg):
 ])
 def test_budgets_are_exact(tiny_model_dir, data, budget, steps, samples):
     res = fit(methods.get("head")(), tiny_model_dir, data, budget)
-    assert (res.steps, res.samples) == (steps, samples)
-    assert res.train_seconds > 0
+    assert (res.spent.steps, res.spent.samples) == (steps, samples)
+    assert res.spent.seconds > 0
     if budget == "2epochs":  # every example twice: real tokens counted, padding not
-        assert res.tokens == 2 * int(data["train"].lengths.sum())
+        assert res.spent.tokens == 2 * int(data["train"].lengths.sum())
 
 
 def test_validation_curve_at_checkpoints(tiny_model_dir, data):
@@ -57,3 +59,20 @@ def test_divergence_is_caught_at_the_step_it_happened(tiny_model_dir, data):
 
     with pytest.raises(Diverged, match="non-finite at step 4 "):
         fit(Poisoned(), tiny_model_dir, data, "30steps")
+
+
+def test_flops_budget_stops_within_one_step(tiny_model_dir, data):
+    method = methods.get("full")()
+    torch.manual_seed(0)
+    model = method.build(ModelContext(str(tiny_model_dir), 2, 50256, CPU))
+    per_step = flops.measure(model, CPU).step(4, 24)  # an upper bound on one step here
+    res = fit(method, tiny_model_dir, data, f"{20 * per_step:.6e}flops")
+    assert 20 * per_step <= res.spent.flops < 21 * per_step
+    assert res.curve[-1]["flops"] == res.spent.flops
+
+
+def test_time_budget_stops_just_after_its_time(tiny_model_dir, data):
+    res = fit(methods.get("head")(), tiny_model_dir, data, "2s", checkpoints=(0.5, 1.0))
+    per_step = res.spent.seconds / res.spent.steps
+    assert 2.0 <= res.spent.seconds < 2.0 + 5 * per_step + 0.5
+    assert res.curve[0]["seconds"] >= 1.0  # the half-way checkpoint came after half the time
