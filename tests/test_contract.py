@@ -8,8 +8,8 @@ import torch
 
 import methods
 from methods import ModelContext
-from runners.batches import Collator, TokenizedSplit
 from runners import flops
+from runners.batches import Collator, TokenizedSplit
 from runners.config import RunConfig
 from runners.models import load_tokenizer
 from runners.train import evaluate, train

@@ -6,8 +6,8 @@ import torch
 
 import methods
 from methods import ModelContext
-from runners.batches import TokenizedSplit
 from runners import flops
+from runners.batches import TokenizedSplit
 from runners.config import RunConfig
 from runners.models import load_tokenizer
 from runners.train import Diverged, train
