@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoints", default="1/8,1/4,1/2,1", help="budget fractions to evaluate validation at")
     p.add_argument("--test-each-checkpoint", action="store_true", help="also evaluate the test split at each")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--memory-cap", help="e.g. 2GiB: every method gets this much GPU memory (CUDA only)")
     p.add_argument("--results", default="results", help="folder for records and tables (default results/)")
     p.add_argument("--cache-dir", default=os.environ.get("PEFT_LAB_CACHE", "~/.cache/peft-lab"),
                    help="where tokenized data is cached (env PEFT_LAB_CACHE)")
@@ -96,6 +97,8 @@ def compare(args: argparse.Namespace, command: str) -> int:
     results = Path(args.results)
     folder = runs_dir(results, args.dataset)
     _check_writable(folder)
+    if args.memory_cap and env.resolve_device(args.device).type != "cuda":
+        print("note: --memory-cap is not enforced on the CPU; runs use the memory they need", file=sys.stderr)
     experiment_id = None
     status = 0
     for spec in specs:
@@ -105,7 +108,7 @@ def compare(args: argparse.Namespace, command: str) -> int:
                             eval_batch_size=args.eval_batch_size, lr=args.lr, max_length=max_length,
                             train_limit=args.train_limit, eval_limit=args.eval_limit,
                             val_fraction=args.val_fraction, checkpoints=_parse_fractions(args.checkpoints),
-                            test_each_checkpoint=args.test_each_checkpoint,
+                            test_each_checkpoint=args.test_each_checkpoint, memory_cap=args.memory_cap,
                             device=args.device)
             experiment_id = stable_hash({**cfg.experiment(), **identity})
             rid = run_id(spec.label, seed, stable_hash({**cfg.to_dict(), **identity}))

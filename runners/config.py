@@ -31,6 +31,7 @@ class RunConfig:
     checkpoints: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0)  # budget fractions at which to evaluate validation
     test_each_checkpoint: bool = False  # also evaluate the test split at every checkpoint
     device: str = "auto"
+    memory_cap: str | None = None  # e.g. "2GiB": enforced on CUDA, where the micro-batch is fitted under it
 
     def __post_init__(self) -> None:
         Budget.parse(self.budget)
@@ -47,6 +48,9 @@ class RunConfig:
             raise UserError(f"--warmup must be in [0, 1), got {self.warmup}")
         if not self.checkpoints or any(not 0 < c <= 1 for c in self.checkpoints):
             raise UserError(f"--checkpoints must be fractions in (0, 1], got {self.checkpoints}")
+        if self.memory_cap is not None:
+            from runners.memory import parse_size
+            parse_size(self.memory_cap)
         if self.device not in ("auto", "cpu", "cuda"):
             raise UserError(f"--device must be auto, cpu or cuda, got {self.device!r}")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from runners.errors import UserError
 
 SCHEMA = 1
-STATUSES = ("ok", "oom", "diverged", "failed", "cancelled")
+STATUSES = ("ok", "oom", "does-not-fit", "diverged", "failed", "cancelled")
 
 
 def run_id(label: str, seed: int, config_hash: str) -> str:

@@ -18,11 +18,11 @@ import torch
 
 from methods import ModelContext, parse_spec
 from runners import environment as env
-from runners import flops
+from runners import flops, memory
 from runners.batches import Collator, load_tokenized
 from runners.config import RunConfig
 from runners.records import write_json_atomic
-from runners.train import Diverged, evaluate, train
+from runners.train import Diverged, autocast_for, evaluate, train
 
 EXIT_CANCELLED = 130
 
@@ -49,14 +49,24 @@ def run(job: dict) -> dict:
     model = method.build(ctx)
     trainable, total = env.count_parameters(model)
     flop_model = flops.measure(model, device)
+    micro, cap_enforced = cfg.batch_size, False
+    if cfg.memory_cap and device.type == "cuda":
+        memory.enforce_cap(memory.parse_size(cfg.memory_cap), device)
+        collate = Collator(data["train"], ctx.pad_token_id, method.padding_side, device)
+        micro = memory.fit_micro_batch(model, collate, data["train"].lengths, cfg.batch_size,
+                                       memory.adamw_state_bytes(model), device, autocast_for(device))
+        cap_enforced = True
+        env.reset_peak_memory(device)  # the probe's peak is not the run's
     result = train(model, method, data, cfg, lr=method.params.lr, pad_id=ctx.pad_token_id,
-                   num_labels=ctx.num_labels, device=device, flops=flop_model, quiet=job.get("quiet", False))
+                   num_labels=ctx.num_labels, device=device, flops=flop_model, micro_batch=micro,
+                   quiet=job.get("quiet", False))
     spent = result.spent
     start = time.perf_counter()
     test = evaluate(model, data["test"], Collator(data["test"], ctx.pad_token_id, method.padding_side, device),
                     cfg.eval_batch_size, device, ctx.num_labels)
     test_seconds = time.perf_counter() - start
-    memory = env.peak_memory(device)
+    peak = env.peak_memory(device)
+    peak_mib = peak["peak_mib"]
     return {
         "method": {"label": spec.label, "name": method.name, "summary": method.summary, "params": method.describe()},
         "metrics": {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "eval_loss": test["loss"],
@@ -72,7 +82,10 @@ def run(job: dict) -> dict:
             "flop_model": flop_model.to_dict(),
             "final_train_loss": result.final_loss,
             "trainable_params": trainable, "total_params": total,
-            "peak_memory_mib": memory.pop("peak_mib"), "peak_memory_kind": memory.pop("kind"), **memory,
+            "peak_memory_mib": peak.pop("peak_mib"), "peak_memory_kind": peak.pop("kind"), **peak,
+            "memory_breakdown": memory.breakdown(model, result.optimizer_state_bytes, peak_mib),
+            "micro_batch": micro, "accumulation_steps": -(-cfg.batch_size // micro),
+            "memory_cap_enforced": cap_enforced,
         },
         "device": env.device_info(device),
     }
@@ -89,6 +102,8 @@ def main(job_path: str) -> int:
         record.update(run(job))
     except torch.OutOfMemoryError as e:
         record.update(status="oom", error=_one_line(e))
+    except memory.DoesNotFit as e:
+        record.update(status="does-not-fit", error=str(e))
     except Diverged as e:
         record.update(status="diverged", error=str(e))
     except KeyboardInterrupt:

@@ -1,0 +1,72 @@
+"""Memory as a budget: parse a cap, fit the micro-batch under it on CUDA, and break a run's peak down."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import torch
+from torch import nn
+
+from runners.errors import UserError
+
+MiB = 1 << 20
+_UNITS = {"b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "kb": 10**3, "mb": 10**6, "gb": 10**9}
+
+
+class DoesNotFit(RuntimeError):
+    """Even a micro-batch of one example does not fit under the memory cap."""
+
+
+def parse_size(text: str) -> int:
+    """`2GiB`, `512MiB`, `1.5GB` -> bytes."""
+    m = re.match(r"^\s*(\d+(?:\.\d*)?)\s*([a-z]+)\s*$", text, re.IGNORECASE)
+    if not m or m.group(2).lower() not in _UNITS or float(m.group(1)) <= 0:
+        raise UserError(f"bad --memory-cap {text!r}: use a size like 2GiB, 512MiB or 1.5GB")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def enforce_cap(cap_bytes: int, device: torch.device) -> None:
+    """Make the CUDA caching allocator refuse to grow past the cap, as a smaller GPU would."""
+    total = torch.cuda.get_device_properties(device).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, cap_bytes / total), device)
+
+
+def fit_micro_batch(model: nn.Module, collate, lengths: np.ndarray, batch_size: int, reserve_bytes: int,
+                    device: torch.device, autocast) -> int:
+    """The largest micro-batch (halving from `batch_size`) whose forward and backward on the longest examples
+    fit, with `reserve_bytes` (the optimizer state still to come) held aside. Raises DoesNotFit below one."""
+    longest = np.argsort(-lengths, kind="stable")[:batch_size]
+    micro = batch_size
+    while micro >= 1:
+        try:
+            reserve = torch.empty(reserve_bytes, dtype=torch.uint8, device=device)
+            with autocast:
+                model(**collate(longest[:micro])).loss.backward()
+            del reserve
+            return micro
+        except torch.OutOfMemoryError:
+            micro //= 2
+        finally:
+            model.zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    raise DoesNotFit(f"a micro-batch of 1 does not fit under the memory cap (with {reserve_bytes / MiB:.0f} MiB "
+                     f"of optimizer state to come)")
+
+
+def adamw_state_bytes(model: nn.Module) -> int:
+    """AdamW keeps two fp32 moments per trainable weight."""
+    return sum(2 * p.numel() * 4 for p in model.parameters() if p.requires_grad)
+
+
+def breakdown(model: nn.Module, optimizer_state_bytes: int, peak_mib: float) -> dict:
+    """Peak memory split into weights (by dtype), gradients, optimizer state, and activations/other."""
+    weights: dict[str, float] = {}
+    for t in [*model.parameters(), *model.buffers()]:
+        kind = "4-bit packed" if type(t).__name__ == "Params4bit" else str(t.dtype).replace("torch.", "")
+        weights[kind] = weights.get(kind, 0.0) + t.numel() * t.element_size() / MiB
+    grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad) / MiB
+    optimizer = optimizer_state_bytes / MiB
+    known = sum(weights.values()) + grads + optimizer
+    return {"weights_mib": weights, "gradients_mib": grads, "optimizer_mib": optimizer,
+            "activations_other_mib": max(0.0, peak_mib - known)}
