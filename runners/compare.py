@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results", help="folder for records and tables (default results/)")
     p.add_argument("--cache-dir", default=os.environ.get("PEFT_LAB_CACHE", "~/.cache/peft-lab"),
                    help="where tokenized data is cached (env PEFT_LAB_CACHE)")
+    p.add_argument("--target-accuracy", type=float,
+                   help="validation accuracy for the budget-to-reach column (default: 95%% of the best final)")
     p.add_argument("--rerun", action="store_true", help="run again even where an ok record exists")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show stack traces for errors")
@@ -126,7 +128,7 @@ def compare(args: argparse.Namespace, command: str) -> int:
                 break
         if status:
             break
-    rendered = write_tables(results, args.dataset)
+    rendered = write_tables(results, args.dataset, args.target_accuracy)
     if experiment_id in rendered:
         print(f"\n{rendered[experiment_id]}\nTables: {results / args.dataset}/comparison.md, comparison.csv")
     return status

@@ -13,9 +13,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m runners.report", description=__doc__)
     p.add_argument("--results", default="results", help="folder holding <dataset>/runs/*.json (default results/)")
     p.add_argument("--dataset", default="tweets")
+    p.add_argument("--target-accuracy", type=float,
+                   help="validation accuracy for the budget-to-reach column (default: 95%% of the best final)")
     args = p.parse_args(argv)
     try:
-        rendered = write_tables(Path(args.results), args.dataset)
+        rendered = write_tables(Path(args.results), args.dataset, args.target_accuracy)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

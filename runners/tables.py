@@ -1,33 +1,104 @@
 """Comparison tables, derived from run records alone: markdown (tabulate) and csv (pandas)."""
 from __future__ import annotations
 
+import math
 import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import pandas as pd
+from scipy.stats import t as student_t
 from tabulate import tabulate
 
+from runners.budget import Budget
+from runners.plots import UNIT_KEYS, write_plots
 from runners.records import load_records, write_text_atomic
 
-# column -> (record path, direction, format). The direction drives the header marks and the row order.
-COLUMNS = {
-    "test acc": (("metrics", "accuracy"), "↑", "{:.4f}"),
-    "macro-F1": (("metrics", "macro_f1"), "↑", "{:.4f}"),
-    "peak mem (MiB)": (("measurements", "peak_memory_mib"), "↓", "{:,.0f}"),
-    "train time (s)": (("measurements", "train_seconds"), "↓", "{:.1f}"),
-    "samples/s": (("measurements", "samples_per_second"), "↑", "{:.1f}"),
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: how to read a run's value, which way is better (↑/↓), and how to print it."""
+
+    get: Callable[[dict], float | None]
+    better: str
+    fmt: str
+
+
+def _at(path: tuple[str, ...]) -> Callable[[dict], float | None]:
+    def get(record: dict):
+        for key in path:
+            record = record.get(key) if isinstance(record, dict) else None
+        return record
+    return get
+
+
+STATIC = {
+    "test acc": Column(_at(("metrics", "accuracy")), "↑", "{:.4f}"),
+    "macro-F1": Column(_at(("metrics", "macro_f1")), "↑", "{:.4f}"),
+    "peak mem (MiB)": Column(_at(("measurements", "peak_memory_mib")), "↓", "{:,.0f}"),
+    "train time (s)": Column(_at(("measurements", "train_seconds")), "↓", "{:.1f}"),
+    "samples/s": Column(_at(("measurements", "samples_per_second")), "↑", "{:.1f}"),
 }
 RANK_BY = "test acc"
 
 
-def _get(record: dict, path: tuple[str, ...]):
-    for key in path:
-        record = record.get(key) if isinstance(record, dict) else None
-    return record
+def _curve_value(record: dict, fraction: float, key: str):
+    """The metric at the first checkpoint at or past `fraction` of the budget."""
+    return next((p.get(key) for p in record.get("curve", []) if p["fraction"] >= fraction - 1e-6), None)
 
 
-def summarize(records: list[dict]) -> pd.DataFrame:
-    """One row per method spec: trainable params, and mean, sd and each seed's value of every column."""
+def _reach(record: dict, target: float, unit_key: str):
+    """Budget spent (in the budget's unit) at the first checkpoint whose validation accuracy reached `target`."""
+    return next((p[unit_key] for p in record.get("curve", []) if p.get("val_accuracy", -1) >= target), None)
+
+
+def target_accuracy(records: list[dict], fraction: float = 0.95) -> float | None:
+    """`fraction` of the best method's mean final validation accuracy."""
+    finals: dict[str, list[float]] = {}
+    for r in records:
+        if r["status"] == "ok" and r.get("curve"):
+            finals.setdefault(r["config"]["method"], []).append(r["curve"][-1]["val_accuracy"])
+    return fraction * max(statistics.fmean(v) for v in finals.values()) if finals else None
+
+
+def columns(records: list[dict], target: float | None) -> dict[str, Column]:
+    """The static columns, then one per checkpoint (accuracy at that share of the budget), then the target."""
+    cfg = records[-1]["config"]
+    key = "test_accuracy" if cfg.get("test_each_checkpoint") else "val_accuracy"
+    cols = dict(STATIC)
+    for f in cfg.get("checkpoints", [])[:-1]:  # the last checkpoint is the end: its test accuracy is shown
+        cols[f"{'test' if 'test' in key else 'val'} acc @{_share(f)}"] = Column(
+            lambda r, f=f: _curve_value(r, f, key), "↑", "{:.3f}")
+    if target is not None:
+        unit = Budget.parse(cfg["budget"]).unit
+        cols[f"{unit} to val acc {target:.3f}"] = Column(
+            lambda r: _reach(r, target, UNIT_KEYS[unit]), "↓", "{:.3g}")
+    return cols
+
+
+def _share(f: float) -> str:
+    frac = Fraction(f).limit_denominator(64)
+    return f"{frac.numerator}/{frac.denominator}" if frac.denominator > 1 else str(frac.numerator)
+
+
+def stats(values: list[float]) -> dict:
+    """Mean, sample sd and the 95% confidence interval of the mean (t-distribution); sd and CI need two values."""
+    n = len(values)
+    if n == 0:
+        return {"mean": None, "sd": None, "lo": None, "hi": None, "n": 0}
+    mean = statistics.fmean(values)
+    if n == 1:
+        return {"mean": mean, "sd": None, "lo": None, "hi": None, "n": 1}
+    sd = statistics.stdev(values)
+    half = float(student_t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return {"mean": mean, "sd": sd, "lo": mean - half, "hi": mean + half, "n": n}
+
+
+def summarize(records: list[dict], target: float | None = None) -> tuple[pd.DataFrame, dict[str, Column]]:
+    """One row per method spec: parameters, and mean, sd, CI and each seed's value of every column."""
+    cols = columns(records, target)
     rows = []
     for label in dict.fromkeys(r["config"]["method"] for r in records):
         runs = [r for r in records if r["config"]["method"] == label]
@@ -39,30 +110,68 @@ def summarize(records: list[dict]) -> pd.DataFrame:
             m = ok[0]["measurements"]
             row["trainable params"] = m["trainable_params"]
             row["trainable %"] = 100 * m["trainable_params"] / m["total_params"]
-        for col, (path, _, _) in COLUMNS.items():
-            values = [_get(r, path) for r in ok]
-            values = [v for v in values if v is not None]
-            row[col] = statistics.fmean(values) if values else None
-            row[f"{col} sd"] = statistics.stdev(values) if len(values) > 1 else None
-            row[f"{col} values"] = ";".join(f"{v:.6g}" for v in values)
+            row["micro-batch"] = m.get("micro_batch", ok[0]["config"]["batch_size"])
+        for name, col in cols.items():
+            values = [v for v in (col.get(r) for r in ok) if v is not None]
+            s = stats(values)
+            row.update({name: s["mean"], f"{name} sd": s["sd"], f"{name} ci_lo": s["lo"], f"{name} ci_hi": s["hi"],
+                        f"{name} values": ";".join(f"{v:.6g}" for v in values)})
+            if name.startswith(tuple(f"{u} to" for u in UNIT_KEYS)):
+                row[f"{name} reached"] = len(values)
         rows.append(row)
     df = pd.DataFrame(rows)
-    ascending = COLUMNS[RANK_BY][1] == "↓"
-    return df.sort_values(RANK_BY, ascending=ascending, na_position="last", kind="stable").reset_index(drop=True)
+    ascending = cols[RANK_BY].better == "↓"
+    df = df.sort_values(RANK_BY, ascending=ascending, na_position="last", kind="stable").reset_index(drop=True)
+    return df, cols
 
 
-def to_markdown(df: pd.DataFrame) -> str:
-    headers = ["method", "trainable params", "trainable %"] + [f"{c} {d}" for c, (_, d, _) in COLUMNS.items()]
+def _winner(df: pd.DataFrame, name: str, better: str) -> int | None:
+    """The row that wins a column by more than the uncertainty: its 95% CI clear of every other row's.
+    With one seed there is no CI, so nothing is marked as a win."""
+    valid = df[df[name].notna() & df[f"{name} ci_lo"].notna()]
+    if len(valid) < 2:
+        return None
+    best = valid[name].idxmax() if better == "↑" else valid[name].idxmin()
+    others = valid.drop(index=best)
+    if better == "↑":
+        clear = (valid.at[best, f"{name} ci_lo"] > others[f"{name} ci_hi"]).all()
+    else:
+        clear = (valid.at[best, f"{name} ci_hi"] < others[f"{name} ci_lo"]).all()
+    return best if clear else None
+
+
+def to_markdown(df: pd.DataFrame, cols: dict[str, Column], batch_size: int | None = None) -> str:
+    micro = df["micro-batch"].dropna() if "micro-batch" in df else pd.Series(dtype=float)
+    show_micro = batch_size is not None and (micro != batch_size).any()
+    headers = ["method", "trainable params", "trainable %"] + [f"{n} {c.better}" for n, c in cols.items()]
     show_status = (df["status"] != "ok").any()
+    winners = {n: _winner(df, n, c.better) for n, c in cols.items()}
     body = []
-    for _, row in df.iterrows():
+    for i, row in df.iterrows():
         cells = [row["method"], _fmt(row.get("trainable params"), "{:,.0f}"), _fmt(row.get("trainable %"), "{:.3g}")]
-        for col, (_, _, fmt) in COLUMNS.items():
-            mean, sd = row[col], row[f"{col} sd"]
-            cells.append(_fmt(mean, fmt) + (f" ± {fmt.format(sd)}" if pd.notna(sd) else ""))
-        body.append(cells + ([row["status"]] if show_status else []))
-    return tabulate(body, headers=headers + (["status"] if show_status else []), tablefmt="github",
-                    disable_numparse=True)
+        for name, col in cols.items():
+            text = _cell(row, name, col.fmt)
+            cells.append(f"**{text}**" if winners[name] == i else text)
+        extra = ([_fmt(row.get("micro-batch"), "{:.0f}")] if show_micro else []) + (
+            [row["status"]] if show_status else [])
+        body.append(cells + extra)
+    headers += (["micro-batch"] if show_micro else []) + (["status"] if show_status else [])
+    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _cell(row: pd.Series, name: str, fmt: str) -> str:
+    """`mean ± sd [lo, hi]`, or the mean alone for one seed; a target column says how many seeds reached it."""
+    if f"{name} reached" in row and row["seeds"]:
+        reached, runs = int(row[f"{name} reached"]), len(row["seeds"].split(";"))
+        if reached == 0:
+            return "not reached"
+        if reached < runs:
+            return f"{fmt.format(row[name])} ({reached}/{runs} seeds)"
+    text = _fmt(row[name], fmt)
+    if pd.notna(row[f"{name} sd"]):
+        lo, hi = fmt.format(row[f"{name} ci_lo"]), fmt.format(row[f"{name} ci_hi"])
+        text += f" ± {fmt.format(row[f'{name} sd'])} [{lo}, {hi}]"
+    return text
 
 
 def _fmt(value, fmt: str) -> str:
@@ -88,7 +197,7 @@ def header(records: list[dict]) -> str:
         f"{', '.join(map(str, seeds))}; **device:** {', '.join(devices) or '–'}",
         f"- **Majority-class baseline** (test accuracy of always predicting train's most common label): "
         f"{_fmt(baseline, '{:.4f}')}",
-        f"- **Peak memory** is {_memory_kind(records)}; mean ± sd over seeds where there are several",
+        f"- **Peak memory** is {_memory_kind(records)}",
         f"- **Command:** `{last.get('command', '?')}`",
     ]
     return "\n".join(lines)
@@ -108,26 +217,41 @@ def experiments(records: list[dict]) -> list[list[dict]]:
     return sorted(groups.values(), key=lambda g: max(r.get("timestamp", "") for r in g), reverse=True)
 
 
-def render_experiment(records: list[dict]) -> str:
-    return f"{header(records)}\n\n{to_markdown(summarize(records))}\n"
+def render(records: list[dict], target: float | None) -> tuple[str, pd.DataFrame]:
+    """One experiment's markdown section (header and table) and its summary frame."""
+    target = target if target is not None else target_accuracy(records)
+    df, cols = summarize(records, target)
+    cfg = records[-1]["config"]
+    notes = ["- **Cells:** mean ± sd [95% CI of the mean, t-distribution] over seeds where there are several; "
+             "**bold** marks a win whose CI clears every other row's (ties stay plain)"]
+    if target is not None:
+        unit = Budget.parse(cfg["budget"]).unit
+        notes.append(f"- **Checkpoints:** accuracy at that share of the budget; the last column is the {unit} "
+                     f"spent at the first checkpoint reaching validation accuracy {target:.3f} "
+                     f"(95% of the best final one unless `--target-accuracy` is given)")
+    text = f"{header(records)}\n" + "\n".join(notes) + f"\n\n{to_markdown(df, cols, cfg['batch_size'])}\n"
+    return text, df
 
 
-def write_tables(results: Path, dataset: str) -> dict[str, str]:
-    """Regenerate `comparison.md` and `comparison.csv` for a dataset; return each experiment's markdown."""
+def write_tables(results: Path, dataset: str, target: float | None = None) -> dict[str, str]:
+    """Regenerate `comparison.md`, `comparison.csv` and the plots for a dataset; return each experiment's markdown."""
     groups = experiments(load_records(results, dataset))
-    rendered = {g[0]["experiment_id"]: render_experiment(g) for g in groups}
-    title = f"# Comparison on {dataset}\n\nGenerated by `python -m runners.report` from the run records in " \
-            f"`runs/`; one section per experiment, the most recent first.\n"
-    sections = [f"## Experiment {eid}\n\n{text}" for eid, text in rendered.items()]
     out = Path(results) / dataset
-    write_text_atomic(out / "comparison.md", "\n".join([title, *sections]))
-    frames = []
+    rendered, frames = {}, []
     for g in groups:
-        df = summarize(g)
+        eid = g[0]["experiment_id"]
+        rendered[eid], df = render(g, target)
         cfg = g[-1]["config"]
-        df.insert(0, "experiment", g[0]["experiment_id"])
+        df.insert(0, "experiment", eid)
         for key in ("budget", "batch_size", "max_length", "model"):
             df[key] = cfg[key]
         frames.append(df)
+    plots = write_plots(groups[0], out) if groups else []
+    title = f"# Comparison on {dataset}\n\nGenerated by `python -m runners.report` from the run records in " \
+            f"`runs/`; one section per experiment, the most recent first.\n"
+    figures = "".join(f"![{p.stem}]({p.name})\n" for p in plots)
+    sections = [f"## Experiment {eid}\n\n{text}" + (f"\n{figures}" if i == 0 and figures else "")
+                for i, (eid, text) in enumerate(rendered.items())]
+    write_text_atomic(out / "comparison.md", "\n".join([title, *sections]))
     write_text_atomic(out / "comparison.csv", pd.concat(frames, ignore_index=True).to_csv(index=False))
     return rendered

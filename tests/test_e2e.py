@@ -60,6 +60,9 @@ def test_tables_show_every_method(results):
     for label in ("full", "head", "lora", "qlora"):
         assert f"| {label} " in md
     assert "test acc ↑" in md and "peak mem (MiB) ↓" in md and "48samples" in md
+    for plot in ("accuracy_vs_budget.png", "accuracy_vs_cost.png"):
+        assert (results / "tweets" / plot).stat().st_size > 10_000 and f"({plot})" in md
+    assert "val acc @1/8 ↑" in md and "samples to val acc" in md
     csv = pd.read_csv(results / "tweets" / "comparison.csv")
     assert sorted(csv.method) == ["full", "head", "lora", "qlora"]
     assert list(csv["test acc"]) == sorted(csv["test acc"], reverse=True)  # ranked by accuracy
