@@ -13,12 +13,14 @@ from pathlib import Path
 
 from methods import SpecError, parse_specs, registered
 from runners import environment as env
+from runners.batches import tokenize_cached
 from runners.budget import Budget
 from runners.config import RunConfig, stable_hash
 from runners.data import DATASETS, load_splits
 from runners.errors import UserError
+from runners.memory import parse_size
 from runners.models import load_tokenizer, resolve_model
-from runners.records import SCHEMA, read_record, run_id, runs_dir, write_json_atomic
+from runners.records import SCHEMA, base_record, read_record, run_id, runs_dir, write_json_atomic
 from runners.tables import write_tables
 
 
@@ -75,14 +77,15 @@ def compare(args: argparse.Namespace, command: str) -> int:
     specs = parse_specs(args.methods or "")
     seeds = _parse_ints(args.seeds, "--seeds")
     Budget.parse(args.budget)
+    checkpoints = _parse_fractions(args.checkpoints)
+    if args.memory_cap:
+        parse_size(args.memory_cap)
     model = resolve_model(args.model)
     max_length = _max_length(args, model["n_positions"])
     log = (lambda *_: None) if args.quiet else print
     splits = load_splits(args.dataset, args.data_dir, val_fraction=args.val_fraction, train_limit=args.train_limit,
                          eval_limit=args.eval_limit, seed=0, log=log)
     tokenizer = load_tokenizer(model["path"])
-    from runners.batches import tokenize_cached
-
     tokens = tokenize_cached({"train": splits.train, "validation": splits.validation, "test": splits.test},
                              tokenizer, max_length, {"model": model["weights_sha256"], "tokenizer": model["path"],
                                                      "data": splits.identity["content_sha256"]},
@@ -109,7 +112,7 @@ def compare(args: argparse.Namespace, command: str) -> int:
                             model=args.model, budget=args.budget, batch_size=args.batch_size,
                             eval_batch_size=args.eval_batch_size, lr=args.lr, max_length=max_length,
                             train_limit=args.train_limit, eval_limit=args.eval_limit,
-                            val_fraction=args.val_fraction, checkpoints=_parse_fractions(args.checkpoints),
+                            val_fraction=args.val_fraction, checkpoints=checkpoints,
                             test_each_checkpoint=args.test_each_checkpoint, memory_cap=args.memory_cap,
                             device=args.device)
             experiment_id = stable_hash({**cfg.experiment(), **identity})
@@ -153,13 +156,9 @@ def _run_child(job: dict, record_path: Path) -> int:
     record = read_record(record_path)
     if record is None or record_path.stat().st_mtime < started:  # none written by this child (an old one may stay)
         why = f"signal {-code}" if code < 0 else f"exit code {code}"
-        write_json_atomic(record_path, {
-            "schema": job["schema"], "run_id": job["run_id"], "experiment_id": job["experiment_id"],
-            "status": "failed", "error": f"run process died ({why}) before writing its record"
-                                         + ("; killed, perhaps for lack of memory" if code == -9 else ""),
-            "config": job["config"], "method": {"label": job["config"]["method"]},
-            "model": job["model_identity"], "data": job["data_identity"], "git": job["git"],
-            "command": job["command"], "timestamp": env.now()})
+        error = f"run process died ({why}) before writing its record" + (
+            "; killed, perhaps for lack of memory" if code == -9 else "")
+        write_json_atomic(record_path, {**base_record(job, "failed", error), "timestamp": env.now()})
     return code
 
 

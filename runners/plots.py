@@ -13,8 +13,8 @@ UNIT_KEYS = {"epochs": "samples", "samples": "samples", "steps": "steps", "token
              "seconds": "seconds"}
 
 
-def write_plots(records: list[dict], out: Path) -> list[Path]:
-    """`accuracy_vs_budget.png` and `accuracy_vs_cost.png` for one experiment; returns the paths written."""
+def write_plots(records: list[dict], out: Path, prefix: str = "") -> list[Path]:
+    """`<prefix>accuracy_vs_budget.png` and `<prefix>accuracy_vs_cost.png` for one experiment; returns the paths."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,7 +42,7 @@ def write_plots(records: list[dict], out: Path) -> list[Path]:
     ax.set_title(f"Accuracy as the budget is spent ({ok[-1]['config']['budget']} per run)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    paths.append(_save(fig, out / "accuracy_vs_budget.png"))
+    paths.append(_save(fig, out / f"{prefix}accuracy_vs_budget.png"))
     plt.close(fig)
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
@@ -63,7 +63,7 @@ def write_plots(records: list[dict], out: Path) -> list[Path]:
         ax.legend(fontsize=8)
     axes[0].set_ylabel("test accuracy")
     fig.suptitle("Accuracy against cost (mean over seeds)")
-    paths.append(_save(fig, out / "accuracy_vs_cost.png"))
+    paths.append(_save(fig, out / f"{prefix}accuracy_vs_cost.png"))
     plt.close(fig)
     return paths
 

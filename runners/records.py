@@ -23,6 +23,16 @@ def runs_dir(results: Path, dataset: str) -> Path:
     return Path(results) / dataset / "runs"
 
 
+def base_record(job: dict, status: str = "ok", error: str | None = None) -> dict:
+    """What every record holds whatever became of the run: its identity, config and context."""
+    from runners.environment import versions
+
+    return {"schema": job["schema"], "run_id": job["run_id"], "experiment_id": job["experiment_id"],
+            "status": status, "error": error, "config": job["config"], "method": {"label": job["config"]["method"]},
+            "model": job["model_identity"], "data": job["data_identity"], "versions": versions(),
+            "git": job["git"], "command": job["command"]}
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Write to a temporary file beside `path`, then rename: readers see the old file or the new, never half."""
     path = Path(path)

@@ -21,7 +21,7 @@ from runners import environment as env
 from runners import flops, memory
 from runners.batches import Collator, load_tokenized
 from runners.config import RunConfig
-from runners.records import write_json_atomic
+from runners.records import base_record, write_json_atomic
 from runners.train import Diverged, autocast_for, evaluate, train
 
 EXIT_CANCELLED = 130
@@ -93,10 +93,7 @@ def run(job: dict) -> dict:
 
 def main(job_path: str) -> int:
     job = json.loads(Path(job_path).read_text())
-    record = {"schema": job["schema"], "run_id": job["run_id"], "experiment_id": job["experiment_id"],
-              "status": "ok", "error": None, "config": job["config"], "method": {"label": job["config"]["method"]},
-              "model": job["model_identity"], "data": job["data_identity"], "versions": env.versions(),
-              "git": job["git"], "command": job["command"]}
+    record = base_record(job)
     code = 0
     try:
         record.update(run(job))

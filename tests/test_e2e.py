@@ -60,8 +60,10 @@ def test_tables_show_every_method(results):
     for label in ("full", "head", "lora", "qlora"):
         assert f"| {label} " in md
     assert "test acc ↑" in md and "peak mem (MiB) ↓" in md and "48samples" in md
+    eid = json.loads(next((results / "tweets" / "runs").glob("*.json")).read_text())["experiment_id"]
     for plot in ("accuracy_vs_budget.png", "accuracy_vs_cost.png"):
-        assert (results / "tweets" / plot).stat().st_size > 10_000 and f"({plot})" in md
+        path = results / "tweets" / "plots" / f"{eid}-{plot}"
+        assert path.stat().st_size > 10_000 and f"(plots/{path.name})" in md
     assert "val acc @1/8 ↑" in md and "samples to val acc" in md
     csv = pd.read_csv(results / "tweets" / "comparison.csv")
     assert sorted(csv.method) == ["full", "head", "lora", "qlora"]
@@ -104,6 +106,8 @@ def test_user_mistakes_exit_2_with_one_line(tmp_path, tiny_model_dir, tweets_dir
         (["--methods", ""], "error: no method given"),
         (["--methods", "full", "--max-length", "4096"], "exceeds the model's 128 positions"),
         (["--methods", "full", "--seeds", "a"], "error: --seeds must be comma-separated integers"),
+        (["--methods", "full", "--memory-cap", "lots"], "error: bad --memory-cap 'lots'"),
+        (["--methods", "full", "--checkpoints", "1/0"], "error: --checkpoints must be comma-separated fractions"),
     ]:
         assert compare.main(base + argv) == 2
         err = capsys.readouterr().err
