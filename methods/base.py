@@ -38,6 +38,7 @@ class ModelContext:
     num_labels: int
     pad_token_id: int
     device: torch.device
+    use_safetensors: bool = True  # False only for a local pickle checkpoint the user allowed (--allow-pickle)
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -80,7 +81,7 @@ class Method(ABC):
 
         model = AutoModelForSequenceClassification.from_pretrained(
             ctx.path, num_labels=ctx.num_labels, pad_token_id=ctx.pad_token_id,
-            dtype=torch.float32, use_safetensors=True,
+            dtype=torch.float32, use_safetensors=ctx.use_safetensors,
         )
         return model.to(ctx.device)
 
@@ -98,7 +99,9 @@ class Method(ABC):
                 model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
             else:
                 model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-        return self.adapt(model)
+        model = self.adapt(model)
+        positions_follow_mask(model)
+        return model
 
     def param_groups(self, model: nn.Module) -> list[dict]:
         """Optimizer parameter groups. A group may carry `lr_scale` (multiplies the learning rate)."""
@@ -111,6 +114,26 @@ class Method(ABC):
     def describe(self) -> dict[str, Any]:
         """The resolved hyperparameters, as stored in every record."""
         return dataclasses.asdict(self.params)
+
+
+def positions_follow_mask(model: nn.Module) -> None:
+    """Number positions over real tokens only, so that left padding (or virtual tokens) shifts nothing.
+
+    GPT-2 numbers positions 0..L-1 whatever the attention mask says, and peft drops `position_ids` for prompt
+    learning, so a hook on the transformer body fills them in from the mask (which peft extends over virtual tokens).
+    """
+    body = model.get_base_model() if hasattr(model, "get_base_model") else model
+    body = body.base_model  # transformers: the backbone under the task head (GPT2Model)
+
+    def fill(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        mask = kwargs.get("attention_mask")
+        if kwargs.get("position_ids") is None and mask is not None and mask.dim() == 2:
+            inputs = args[0] if args and args[0] is not None else kwargs.get("input_ids")
+            width = (inputs if inputs is not None else kwargs["inputs_embeds"]).shape[1]
+            kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)[:, -width:]
+        return args, kwargs
+
+    body.register_forward_pre_hook(fill, with_kwargs=True)
 
 
 def freeze_all_but(model: nn.Module, *name_parts: str) -> nn.Module:

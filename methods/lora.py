@@ -33,13 +33,18 @@ class Lora(Method):
     Params = LoraParams
     trainable = ("lora_A", "lora_B", "modules_to_save")  # adapters, and peft's trainable copy of the head
 
-    def adapt(self, model: nn.Module) -> nn.Module:
-        from peft import LoraConfig, TaskType, get_peft_model
+    def peft_config(self):
+        """The peft config to wrap the model with; LoRA's variants (DoRA, AdaLoRA) change only this."""
+        from peft import LoraConfig
 
         p = self.params
-        config = LoraConfig(
-            task_type=TaskType.SEQ_CLS,  # also trains the new `score` head (modules_to_save)
+        return LoraConfig(
+            task_type="SEQ_CLS",  # also trains the new `score` head (modules_to_save)
             r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout, target_modules=list(p.targets),
             fan_in_fan_out=True,  # GPT-2's projections are Conv1D, storing weights as (in, out)
         )
-        return get_peft_model(model, config)
+
+    def adapt(self, model: nn.Module) -> nn.Module:
+        from peft import get_peft_model
+
+        return get_peft_model(model, self.peft_config())

@@ -36,15 +36,15 @@ def register(name: str):
 
 
 def registered() -> dict[str, type[Method]]:
-    """Every registered method, in registration order."""
-    return dict(_REGISTRY)
+    """Every registered method, by name."""
+    return dict(sorted(_REGISTRY.items()))
 
 
 def get(name: str) -> type[Method]:
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, _REGISTRY, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise SpecError(f"unknown method {name!r}.{hint} Registered: {', '.join(_REGISTRY)}")
+        raise SpecError(f"unknown method {name!r}.{hint} Registered: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
 
 

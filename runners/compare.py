@@ -32,7 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="tweets", help=f"one of {', '.join(DATASETS)} (default tweets)")
     p.add_argument("--data-dir", help="read DIR/train.* and DIR/test.* (parquet, csv or jsonl) instead of the hub")
     p.add_argument("--model", default="gpt2", help="hub id or local folder with safetensors (default gpt2)")
-    p.add_argument("--budget", default="1epoch", help="per run: Nepochs, Nsteps or Nsamples (default 1epoch)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="load a local model folder that has only pickle *.bin weights (runs code from the file)")
+    p.add_argument("--budget", default="1epoch",
+                   help="per run: Nepochs, Nsteps, Nsamples, a time (90s, 5m, 1h), Mtokens or flops (default 1epoch)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds; each method runs once per seed")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--eval-batch-size", type=int, default=128)
@@ -67,7 +70,8 @@ def list_methods(markdown: bool = False) -> str:
 
         return tabulate([(f"`{n}`", s, f"`{d}`") for n, s, d in rows], headers=["method", "what trains", "defaults"],
                         tablefmt="github")
-    return "\n".join(f"{n:<8} {s}\n{'':<8} defaults: {d}" for n, s, d in rows)
+    w = max(len(n) for n, _, _ in rows) + 1
+    return "\n".join(f"{n:<{w}} {s}\n{'':<{w}} defaults: {d}" for n, s, d in rows)
 
 
 def compare(args: argparse.Namespace, command: str) -> int:
@@ -80,11 +84,11 @@ def compare(args: argparse.Namespace, command: str) -> int:
     checkpoints = _parse_fractions(args.checkpoints)
     if args.memory_cap:
         parse_size(args.memory_cap)
-    model = resolve_model(args.model)
+    model = resolve_model(args.model, allow_pickle=args.allow_pickle)
     max_length = _max_length(args, model["n_positions"])
     log = (lambda *_: None) if args.quiet else print
     splits = load_splits(args.dataset, args.data_dir, val_fraction=args.val_fraction, train_limit=args.train_limit,
-                         eval_limit=args.eval_limit, seed=0, log=log)
+                         eval_limit=args.eval_limit, seed=0, log=print)  # data notes, even --quiet
     tokenizer = load_tokenizer(model["path"])
     tokens = tokenize_cached({"train": splits.train, "validation": splits.validation, "test": splits.test},
                              tokenizer, max_length, {"model": model["weights_sha256"], "tokenizer": model["path"],
@@ -146,19 +150,23 @@ def _run_child(job: dict, record_path: Path) -> int:
                                                                            os.environ.get("PYTHONPATH")]))}
     started = time.time()
     proc = subprocess.Popen([sys.executable, "-m", "runners.worker", job_path], env=child_env)
+    interrupted = False
     try:
         code = proc.wait()
     except KeyboardInterrupt:  # the child got the same SIGINT; let it write its `cancelled` record
-        code = proc.wait()
-        code = 130
+        proc.wait()
+        code, interrupted = 130, True
     finally:
         os.unlink(job_path)
     record = read_record(record_path)
     if record is None or record_path.stat().st_mtime < started:  # none written by this child (an old one may stay)
-        why = f"signal {-code}" if code < 0 else f"exit code {code}"
-        error = f"run process died ({why}) before writing its record" + (
-            "; killed, perhaps for lack of memory" if code == -9 else "")
-        write_json_atomic(record_path, {**base_record(job, "failed", error), "timestamp": env.now()})
+        if interrupted:  # e.g. Ctrl-C while the child was still starting
+            status, error = "cancelled", "interrupted (Ctrl-C) before the run started training"
+        else:
+            why = f"signal {-code}" if code < 0 else f"exit code {code}"
+            status, error = "failed", f"run process died ({why}) before writing its record" + (
+                "; killed, perhaps for lack of memory" if code == -9 else "")
+        write_json_atomic(record_path, {**base_record(job, status, error), "timestamp": env.now()})
     return code
 
 
@@ -212,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # disk full, permissions: where it happened and why, in one line
+        if args.debug:
+            raise
+        print(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

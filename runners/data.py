@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,19 +52,27 @@ def load_splits(dataset: str, data_dir: str | None, *, val_fraction: float, trai
         train, test, source = _load_dir(Path(data_dir))
     else:
         train, test, source = _load_hub(info.hub_id)
-    label_names = _label_names(train, info)
+    train, test, label_names = _integer_labels(train, test, info, log)
     frames = {}
     for split, df in (("train", train), ("test", test)):
-        df = df[["text", "label"]].astype({"text": str, "label": "int64"})
+        df = df[["text", "label"]].assign(text=df.text.fillna("").astype(str))
         empty = df.text.str.strip() == ""
+        if empty.all():
+            raise UserError(f"every text in {split} is empty")
         if empty.any():
             log(f"dropped {int(empty.sum())} empty text(s) from {split}")
         frames[split] = df[~empty].reset_index(drop=True)
+    classes = frames["train"].label.unique()
+    if len(classes) < 2:
+        raise UserError(f"train has a single class (label {classes[0]}): a classifier needs at least two")
     train, validation = _stratified_split(frames["train"], val_fraction, seed)
     test = frames["test"]
     if train_limit is not None and train_limit < len(train):
         train = _stratified_subset(train, train_limit, seed)
     if eval_limit is not None:
+        for name, df in (("validation", validation), ("test", test)):
+            if eval_limit > len(df):
+                log(f"--eval-limit {eval_limit} exceeds the {len(df)} {name} rows: using all of them")
         validation = _stratified_subset(validation, min(eval_limit, len(validation)), seed)
         test = _stratified_subset(test, min(eval_limit, len(test)), seed)
     splits = {"train": train, "validation": validation, "test": test}
@@ -113,9 +122,13 @@ def _load_dir(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     frames = {}
     for split, path in files.items():
         try:
-            frames[split] = load_dataset(_BUILDERS[path.suffix], data_files=str(path), split="train").to_pandas()
+            with _quiet_datasets():  # it logs its own error before raising; ours below is the one line to show
+                frames[split] = load_dataset(_BUILDERS[path.suffix], data_files=str(path), split="train").to_pandas()
         except Exception as e:
-            raise UserError(f"cannot read {path} as {path.suffix[1:]}: {type(e).__name__}: {str(e)[:200]}") from None
+            while e.__cause__ or e.__context__:  # datasets wraps the parser's error in a generic one
+                e = e.__cause__ or e.__context__
+            why = " ".join(str(e).split())[:200]
+            raise UserError(f"cannot read {path} as {path.suffix[1:]}: {type(e).__name__}: {why}") from None
         missing = {"text", "label"} - set(frames[split].columns)
         if missing:
             raise UserError(f"{path} lacks column(s) {', '.join(sorted(missing))}; it has "
@@ -125,23 +138,62 @@ def _load_dir(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     return frames["train"], frames["test"], source
 
 
-def _label_names(train: pd.DataFrame, info: DatasetInfo) -> tuple[str, ...]:
-    labels = train.label.to_numpy()
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise UserError(f"labels must be integers 0..K-1, found {labels.dtype} values like {labels[0]!r}")
-    k = int(labels.max()) + 1
-    if labels.min() < 0:
-        raise UserError(f"labels must be integers 0..K-1, found {int(labels.min())}")
+@contextmanager
+def _quiet_datasets():
+    from datasets.utils import logging as ds_logging
+
+    level, bars = ds_logging.get_verbosity(), ds_logging.is_progress_bar_enabled()
+    ds_logging.set_verbosity(ds_logging.CRITICAL)
+    ds_logging.disable_progress_bar()  # "Generating train split" for a local file says nothing useful
+    try:
+        yield
+    finally:
+        ds_logging.set_verbosity(level)
+        if bars:
+            ds_logging.enable_progress_bar()
+
+
+def _integer_labels(train: pd.DataFrame, test: pd.DataFrame, info: DatasetInfo,
+                    log) -> tuple[pd.DataFrame, pd.DataFrame, tuple[str, ...]]:
+    """Labels as integers 0..K-1, and their names. String labels map through their sorted set (or the dataset's
+    own order when they are its label names), and the mapping is printed."""
+    if not pd.api.types.is_numeric_dtype(train.label):
+        names = sorted(set(train.label.astype(str)))
+        if set(names) == set(info.label_names):
+            names = list(info.label_names)
+        ids = {name: i for i, name in enumerate(names)}
+        unknown = sorted(set(test.label.astype(str)) - set(ids))
+        if unknown:
+            raise UserError(f"test has label(s) {', '.join(map(repr, unknown[:5]))} that train never has")
+        log(f"labels are strings: mapped {', '.join(f'{n!r}→{i}' for n, i in ids.items())}")
+        train, test = (df.assign(label=df.label.astype(str).map(ids)) for df in (train, test))
+        return train, test, tuple(names)
+    for split, df in (("train", train), ("test", test)):
+        labels = df.label.to_numpy()
+        if np.isnan(labels.astype(float)).any() or (labels != np.round(labels)).any():
+            raise UserError(f"{split} labels must be integers 0..K-1 or strings; found missing or fractional ones")
+        if labels.min() < 0:
+            raise UserError(f"{split} labels must be integers 0..K-1, found {int(labels.min())}")
+    if train.label.nunique() < 2:
+        raise UserError(f"train has a single class (label {train.label.iloc[0]}): a classifier needs at least two")
+    k = int(train.label.max()) + 1
+    if int(test.label.max()) >= k:
+        raise UserError(f"test has label {int(test.label.max())} but train's labels run 0..{k - 1}")
+    train, test = train.astype({"label": "int64"}), test.astype({"label": "int64"})
     if "label_text" in train:
-        pairs = train[["label", "label_text"]].drop_duplicates().set_index("label").label_text
-        return tuple(str(pairs.get(i, i)) for i in range(k))
-    return info.label_names if k == len(info.label_names) else tuple(str(i) for i in range(k))
+        pairs = train.drop_duplicates("label").set_index("label").label_text
+        return train, test, tuple(str(pairs.get(i, i)) for i in range(k))
+    return train, test, info.label_names if k == len(info.label_names) else tuple(str(i) for i in range(k))
 
 
 def _stratified_split(df: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     from sklearn.model_selection import train_test_split
 
-    keep, held = train_test_split(np.arange(len(df)), test_size=fraction, stratify=df.label, random_state=seed)
+    classes = df.label.nunique()
+    held_out = max(int(np.ceil(fraction * len(df))), classes)  # stratifying needs one row of each class at least
+    if len(df) - held_out < classes:
+        raise UserError(f"train has {len(df)} rows: too few to hold out a stratified validation split and train")
+    keep, held = train_test_split(np.arange(len(df)), test_size=held_out, stratify=df.label, random_state=seed)
     return df.iloc[np.sort(keep)].reset_index(drop=True), df.iloc[np.sort(held)].reset_index(drop=True)
 
 

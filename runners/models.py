@@ -9,8 +9,12 @@ from runners.errors import UserError
 _HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model"]  # config, weights, tokenizer; never pickles
 
 
-def resolve_model(name: str) -> dict:
-    """The model's identity: what was asked for, the local folder, weight hashes and its shape."""
+def resolve_model(name: str, allow_pickle: bool = False) -> dict:
+    """The model's identity: what was asked for, the local folder, weight hashes and its shape.
+
+    Weights load from safetensors only; a folder holding just pickle `*.bin` files is refused unless `allow_pickle`
+    (unpickling runs code from the file). Remote code is never trusted.
+    """
     from transformers import AutoConfig
 
     folder = Path(name).expanduser()
@@ -18,11 +22,17 @@ def resolve_model(name: str) -> dict:
         if name.startswith((".", "/", "~")) or name.count("/") > 1:
             raise UserError(f"--model {name}: no such folder")
         folder = _download(name)
-    weights = sorted(folder.glob("*.safetensors"))
-    if not weights:
-        raise UserError(f"--model {name}: no *.safetensors weights in {folder} (pickle checkpoints are not loaded)")
     if not (folder / "config.json").exists():
         raise UserError(f"--model {name}: no config.json in {folder}")
+    weights, safetensors = sorted(folder.glob("*.safetensors")), True
+    if not weights:
+        pickles = sorted(folder.glob("*.bin"))
+        if pickles and not allow_pickle:
+            raise UserError(f"--model {name}: only pickle weights ({pickles[0].name}) in {folder}; loading a pickle "
+                            f"can run code from it: convert to safetensors, or pass --allow-pickle if you trust it")
+        if not pickles:
+            raise UserError(f"--model {name}: no *.safetensors weights in {folder}")
+        weights, safetensors = pickles, False
     config = AutoConfig.from_pretrained(folder)
     architecture = {k: getattr(config, k) for k in ("model_type", "n_layer", "n_head", "n_embd", "vocab_size")
                      if hasattr(config, k)}
@@ -30,6 +40,7 @@ def resolve_model(name: str) -> dict:
         "name": name,
         "path": str(folder.resolve()),
         "weights_sha256": {w.name: file_sha256(w) for w in weights},
+        "use_safetensors": safetensors,
         "n_positions": getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None),
         "architecture": architecture,
     }

@@ -56,6 +56,9 @@ def write_plots(records: list[dict], out: Path, prefix: str = "") -> list[Path]:
             points.append((cost, acc, label))
             ax.scatter(cost, acc)
             ax.annotate(label, (cost, acc), fontsize=8, xytext=(4, 4), textcoords="offset points")
+        # from zero, so that equal costs look equal (under a time budget every run trains the same seconds);
+        # room on the right for the labels
+        ax.set_xlim(0, 1.3 * max(p[0] for p in points))
         front = pareto_front(points)
         ax.plot([p[0] for p in front], [p[1] for p in front], "k--", lw=1, label="Pareto front")
         ax.set_xlabel(name)

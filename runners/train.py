@@ -73,9 +73,10 @@ def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg
     loss_sum, loss_steps = torch.zeros((), device=device), 0
     first_bad = torch.full((), -1, dtype=torch.int64, device=device)  # first step with a NaN/inf loss
     total_steps = budget.total_steps(n_train, cfg.batch_size)
-    # Budgets in steps, samples or epochs count steps; time, tokens and FLOPs count percent of the budget.
-    shape = {} if total_steps else {"bar_format": "{l_bar}{bar}| {n:.0f}% of budget [{elapsed}{postfix}]"}
-    bar = tqdm(total=total_steps or 100, desc=cfg.method, unit="step", disable=quiet, dynamic_ncols=True,
+    # Budgets in steps, samples or epochs count steps; time, tokens and FLOPs count per-mille of the budget
+    # (integers, so that the bar never overshoots its total).
+    shape = {} if total_steps else {"bar_format": "{l_bar}{bar}| of budget [{elapsed}{postfix}]"}
+    bar = tqdm(total=total_steps or 1000, desc=cfg.method, unit="step", disable=quiet, dynamic_ncols=True,
                leave=False, **shape)
     model.train()
     sync(device)
@@ -106,11 +107,11 @@ def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg
                 sync(device)
             now = time.perf_counter()
             spent.seconds, clock = spent.seconds + now - clock, now
-            previous, fraction = fraction, budget.fraction(spent, n_train)
+            fraction = budget.fraction(spent, n_train)
             method.on_step(model, Progress(spent.steps, spent.samples, spent.tokens, fraction))
             optimizer.zero_grad(set_to_none=True)  # free gradient memory before the next forward
             loss_steps += 1
-            bar.update(1 if total_steps else 100 * (min(fraction, 1.0) - previous))
+            bar.update(1 if total_steps else int(1000 * min(fraction, 1.0)) - bar.n)
             if spent.steps % LOG_EVERY == 0 or fraction >= 1.0:
                 res.final_loss = loss_sum.item() / loss_steps  # the loop's only sync outside time budgets
                 loss_sum.zero_()

@@ -45,7 +45,8 @@ def run(job: dict) -> dict:
     if cfg.lr is not None:  # --lr overrides the method's default only when given
         method.params = dataclasses.replace(method.params, lr=cfg.lr)
     set_seed(cfg.seed)  # before loading: the new head's initial weights come from this seed
-    ctx = ModelContext(job["model"]["path"], job["num_labels"], job["pad_id"], device)
+    ctx = ModelContext(job["model"]["path"], job["num_labels"], job["pad_id"], device,
+                       use_safetensors=job["model_identity"].get("use_safetensors", True))
     model = method.build(ctx)
     trainable, total = env.count_parameters(model)
     flop_model = flops.measure(model, device)
@@ -110,7 +111,11 @@ def main(job_path: str) -> int:
         record.update(status="failed", error=_one_line(e), traceback=traceback.format_exc(limit=-8))
         code = 1
     record["timestamp"] = env.now()
-    write_json_atomic(Path(job["record_path"]), record)
+    try:
+        write_json_atomic(Path(job["record_path"]), record)
+    except OSError as e:  # disk full or no permission: nothing half-written stays; the parent records `failed`
+        print(f"error: cannot write the record {job['record_path']}: {e.strerror or e}", file=sys.stderr)
+        return 1
     return code
 
 

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
+import numpy as np
 import pytest
 import torch
 
 import methods
 from methods import ModelContext
-from runners import flops
+from runners import compare, flops
 from runners.batches import Collator, TokenizedSplit
 from runners.config import RunConfig
 from runners.models import load_tokenizer
@@ -75,6 +77,39 @@ def test_loss_falls_on_a_learnable_toy(name, tiny_model_dir):
     run_steps(method, model, data, steps=30, lr=min(10 * method.params.lr, 1e-2))
     after = evaluate(model, data["test"], collate, 8, torch.device("cpu"), 2)["loss"]
     assert after < 0.7 * before, f"{name}: loss {before:.4f} -> {after:.4f}"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_padding_does_not_change_predictions(name, tiny_model_dir):
+    """A text's logits are the same alone and beside a much longer one, on the side the method pads."""
+    method, model = build(name, tiny_model_dir)
+    model.eval()
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    texts = ["great", "it was an awful , awful film and I would not watch it again"]
+    split = TokenizedSplit.from_texts(texts, [1, 0], tokenizer, 32)
+    collate = Collator(split, PAD, method.padding_side, torch.device("cpu"))
+    with torch.inference_mode():
+        alone = model(**collate(np.array([0]))).logits
+        padded = model(**collate(np.array([0, 1]))).logits[:1]
+    assert split.lengths[1] - split.lengths[0] >= 10
+    torch.testing.assert_close(padded, alone, atol=1e-5, rtol=1e-4)
+
+
+def test_every_method_runs_through_compare_into_the_table(tmp_path, tiny_model_dir, tweets_dir, cache_dir,
+                                                          in_process):
+    """One comparison over the whole registry: every method gets an `ok` record and a row in the table."""
+    results = tmp_path / "results"
+    assert compare.main(["--methods", ",".join(ALL), "--model", str(tiny_model_dir), "--data-dir", str(tweets_dir),
+                         "--budget", "32samples", "--batch-size", "16", "--eval-limit", "12", "--quiet",
+                         "--results", str(results)]) == 0
+    recs = {r["method"]["label"]: r for r in
+            (json.loads(p.read_text()) for p in (results / "tweets" / "runs").glob("*.json"))}
+    assert sorted(recs) == ALL
+    for name, r in recs.items():
+        assert r["status"] == "ok", f"{name}: {r['error']}"
+        assert r["method"]["name"] == name and r["measurements"]["steps"] == 2
+    table = (results / "tweets" / "comparison.md").read_text()
+    assert all(f"| {name} " in table for name in ALL)
 
 
 def test_qlora_trains_adapters_on_a_4bit_base(tiny_model_dir):

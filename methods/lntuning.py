@@ -1,0 +1,32 @@
+"""LN tuning (Qi et al. 2022): only the LayerNorm scales and shifts train, with the head (peft `LNTuningConfig`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from methods.base import HParams, Method, hp
+from methods.registry import register
+
+
+@dataclass
+class LnTuningParams(HParams):
+    lr: float = hp(1e-3, "peak learning rate; a few thousand LayerNorm weights want a large one")
+    targets: tuple[str, ...] = hp(("ln_1", "ln_2", "ln_f"), "LayerNorms to tune, joined by + on the CLI")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.targets:
+            raise ValueError("targets must name at least one LayerNorm")
+
+
+@register("lntuning")
+class LnTuning(Method):
+    summary = "LN tuning: only LayerNorm weights and biases (and the head) train (peft)"
+    Params = LnTuningParams
+    trainable = ("ln_tuning_layers", "modules_to_save")  # peft's trainable copies of the norms, and of the head
+
+    def adapt(self, model: nn.Module) -> nn.Module:
+        from peft import LNTuningConfig, get_peft_model
+
+        return get_peft_model(model, LNTuningConfig(task_type="SEQ_CLS", target_modules=list(self.params.targets)))

@@ -1,0 +1,41 @@
+"""What prompt tuning, P-tuning and prefix tuning share: trained virtual tokens in front of the input.
+
+GPT-2 classifies from the last real token. peft feeds prompt-tuned inputs as embeddings, so the model cannot find
+the last non-pad token and takes the last position: with right padding that would be a pad. These methods pad on
+the left, and `Method.build` gives every model positions counted over real tokens only, so the amount of padding
+does not change a prediction (the contract test checks this for every method).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from methods.base import HParams, Method, hp
+
+
+@dataclass
+class VirtualTokenParams(HParams):
+    lr: float = hp(1e-2, "peak learning rate; virtual tokens start random and want a large one")
+    virtual_tokens: int = hp(20, "number of trained virtual tokens")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.virtual_tokens < 1:
+            raise ValueError(f"virtual_tokens must be >= 1, got {self.virtual_tokens}")
+
+
+class VirtualTokenMethod(Method):
+    """Base for peft's prompt-learning methods; a subclass only says which peft config to use."""
+
+    Params = VirtualTokenParams
+    padding_side = "left"
+    trainable = ("prompt_encoder", "modules_to_save")  # the virtual tokens (and their encoder), and the head
+
+    def peft_config(self):
+        raise NotImplementedError
+
+    def adapt(self, model: nn.Module) -> nn.Module:
+        from peft import get_peft_model
+
+        return get_peft_model(model, self.peft_config())

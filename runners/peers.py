@@ -1,0 +1,69 @@
+"""The peers the benchmark measures our loop against: `transformers.Trainer` set up as the seed notebooks did,
+and set up as well as its options allow. Both full fine-tune; each counts the real tokens it trains on."""
+from __future__ import annotations
+
+import tempfile
+import time
+
+import torch
+
+from runners.batches import TokenizedSplit
+
+# name -> (batch size, pad to max_length?, tuned options on)
+PEERS = {
+    "trainer-seed": {"batch_size": 4, "pad_to_max": True, "tuned": False},  # fp32, padded to 128, batch 4
+    "trainer-tuned": {"batch_size": 32, "pad_to_max": False, "tuned": True},  # bf16, dynamic, grouped, fused
+}
+
+
+class _Examples(torch.utils.data.Dataset):
+    def __init__(self, split: TokenizedSplit, n: int) -> None:
+        self.split, self.n = split, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        i %= len(self.split)
+        lo, hi = int(self.split.offsets[i]), int(self.split.offsets[i + 1])
+        return {"input_ids": self.split.ids[lo:hi].tolist(), "labels": int(self.split.labels[i])}
+
+
+def run_trainer(peer: str, model_dir: str, split: TokenizedSplit, *, samples: int, num_labels: int, pad_id: int,
+                max_length: int, device: torch.device, lr: float = 2e-5) -> dict:
+    """Train `samples` examples with `Trainer` in the peer's setup; return its wall time and what it processed."""
+    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, TrainingArguments
+
+    from runners.models import load_tokenizer
+
+    setup = PEERS[peer]
+    cuda = device.type == "cuda"
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=num_labels,
+                                                               pad_token_id=pad_id, use_safetensors=True)
+    tokenizer = load_tokenizer(model_dir)
+    pad = DataCollatorWithPadding(tokenizer, padding="max_length" if setup["pad_to_max"] else "longest",
+                                  max_length=max_length if setup["pad_to_max"] else None)
+    real_tokens = []
+
+    def collate(features):
+        real_tokens.append(sum(len(f["input_ids"]) for f in features))
+        return pad(features)
+
+    steps = samples // setup["batch_size"]
+    with tempfile.TemporaryDirectory() as out:
+        args = TrainingArguments(
+            output_dir=out, per_device_train_batch_size=setup["batch_size"], max_steps=steps, learning_rate=lr,
+            lr_scheduler_type="linear", warmup_steps=0.06, save_strategy="no", eval_strategy="no", report_to=[],
+            logging_steps=max(steps, 1), disable_tqdm=True, use_cpu=not cuda, dataloader_num_workers=0,
+            bf16=setup["tuned"] and cuda, optim="adamw_torch_fused" if setup["tuned"] and cuda else "adamw_torch",
+            train_sampling_strategy="group_by_length" if setup["tuned"] else "random",
+        )
+        trainer = Trainer(model=model, args=args, train_dataset=_Examples(split, steps * setup["batch_size"]),
+                          data_collator=collate)
+        start = time.perf_counter()
+        trainer.train()
+        if cuda:
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - start
+    return {"seconds": seconds, "samples": steps * setup["batch_size"], "tokens": int(sum(real_tokens)),
+            "batch_size": setup["batch_size"]}

@@ -1,0 +1,30 @@
+"""`runners.bench` measures our loop and a Trainer peer side by side and writes the comparison (no timing asserted)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from runners import bench
+
+
+def test_bench_writes_ours_and_the_peer_with_ratios(tmp_path, tiny_model_dir, tweets_dir, cache_dir, capsys):
+    out = tmp_path / "bench"
+    assert bench.main(["--model", str(tiny_model_dir), "--data-dir", str(tweets_dir), "--samples", "32",
+                       "--batch-size", "16", "--methods", "full,lora", "--peers", "trainer-seed",
+                       "--results", str(out)]) == 0
+    df = pd.read_csv(out / "tweets-cpu.csv")
+    assert list(df.runner) == ["ours", "ours", "trainer-seed"] and list(df.method) == ["full", "lora", "full"]
+    assert (df["samples/s"] > 0).all() and (df["real tokens/s"] > 0).all() and (df["peak MiB"] > 0).all()
+    assert df["× trainer-seed"].iloc[2] == 1.0 and df["× ours full"].iloc[0] == 1.0
+    assert df["MFU %"].isna().all()  # no peak FLOP/s is claimed for a CPU
+    assert list(df.batch) == [16, 16, 4]
+    md = (out / "tweets-cpu.md").read_text()
+    assert "omitted (no peak FLOP/s known for this device)" in md and "| trainer-seed " in md
+
+
+def test_flops_formula_matches_gpt2_small():
+    from transformers import GPT2Config
+
+    # GPT-2-small: 85M matmul weights in the blocks -> ~6 x 85M FLOPs per token, plus attention at T=128
+    per_token = bench.matmul_flops_per_token(GPT2Config(), 128)
+    assert per_token == 6 * 12 * 12 * 768 ** 2 + 12 * 12 * 768 * 128
+    assert 5.0e8 < per_token < 5.3e8
