@@ -1,6 +1,7 @@
 """LN tuning (Qi et al. 2022): only the LayerNorm scales and shifts train, with the head (peft `LNTuningConfig`)."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 from torch import nn
@@ -29,4 +30,7 @@ class LnTuning(Method):
     def adapt(self, model: nn.Module) -> nn.Module:
         from peft import LNTuningConfig, get_peft_model
 
-        return get_peft_model(model, LNTuningConfig(task_type="SEQ_CLS", target_modules=list(self.params.targets)))
+        config = LNTuningConfig(task_type="SEQ_CLS", target_modules=list(self.params.targets))
+        with warnings.catch_warnings():  # peft's generic layer check calls LayerNorm "unsupported"; LN tuning is for it
+            warnings.filterwarnings("ignore", message="Unsupported layer type", category=UserWarning)
+            return get_peft_model(model, config)
