@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int)
     p.add_argument("--samples", type=int, default=256, help="training samples per measurement (default 256)")
     p.add_argument("--batch-size", type=int, default=32, help="our loop's batch (the peers keep their own)")
-    p.add_argument("--methods", default="full,lora,qlora", help="our runs; the peers fine-tune fully")
+    p.add_argument("--methods", help="our runs, as method specs (see `runners.compare --list`); the peers train "
+                                     "every weight, so include a spec that does to compare like with like")
     p.add_argument("--peers", default="trainer-seed,trainer-tuned")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--peak-tflops", type=float, help="the device's peak for MFU (default: 989 on CUDA, none on CPU)")
@@ -56,7 +57,7 @@ def gpt2_shape(tokenizer: str, cache: Path) -> Path:
 
 
 def matmul_flops_per_token(config, mean_length: float) -> float:
-    """Training FLOPs per real token of a full fine-tune: 6·N_matmul + 12·n_layer·n_embd·T (attention scores and
+    """Training FLOPs per real token when every weight trains: 6·N_matmul + 12·n_layer·n_embd·T (attention scores and
     mixing), N_matmul the body's matmul weights plus the head, T the mean real sequence length."""
     d, layers = config.n_embd, config.n_layer
     n_matmul = layers * 12 * d * d  # c_attn 3d², attn c_proj d², c_fc 4d², mlp c_proj 4d²
@@ -88,8 +89,9 @@ def run_child(job: dict) -> dict:
                         batch_size=job["batch_size"], checkpoints=(1.0,), device=job["device"])
         res = train(model, method, data, cfg, lr=method.params.lr, pad_id=job["pad_id"],
                     num_labels=job["num_labels"], device=device, flops=flops.measure(model, device), quiet=True)
+        trainable, total = env.count_parameters(model)
         out = {"seconds": res.spent.seconds, "samples": res.spent.samples, "tokens": res.spent.tokens,
-               "batch_size": job["batch_size"]}
+               "batch_size": job["batch_size"], "trainable": trainable, "total": total}
     else:
         out = run_trainer(job["runner"], job["model_dir"], data["train"], samples=job["samples"],
                           num_labels=job["num_labels"], pad_id=job["pad_id"], max_length=job["max_length"],
@@ -136,18 +138,22 @@ def bench(args: argparse.Namespace) -> int:
     common = {"tokens": str(tokens), "model_dir": model_dir, "num_labels": splits.num_labels,
               "pad_id": tokenizer.pad_token_id, "samples": args.samples, "batch_size": args.batch_size,
               "max_length": max_length, "device": args.device}
-    jobs = [("ours", m) for m in args.methods.split(",") if m] + [(p, "full") for p in args.peers.split(",") if p]
+    if not args.methods:
+        raise UserError("give --methods (see python -m runners.compare --list)")
+    jobs = [("ours", m) for m in args.methods.split(",") if m] + [(p, None) for p in args.peers.split(",") if p]
     rows = []
     for runner, method in jobs:
-        print(f"{runner} {method}: measuring {args.samples} samples ...", flush=True)
+        print(f"{runner} {method or '(all weights)'}: measuring {args.samples} samples ...", flush=True)
         r = measure({**common, "runner": runner, "method": method})
         if "error" in r:
             print(f"  failed: {r['error']}", file=sys.stderr)
             rows.append({"runner": runner, "method": method, "error": r["error"]})
             continue
         per_token = matmul_flops_per_token(config, r["tokens"] / r["samples"])
-        mfu = per_token * r["tokens"] / r["seconds"] / (peak * 1e12) if peak and method == "full" else None
-        rows.append({"runner": runner, "method": method, "batch": r["batch_size"],
+        every_weight = r["trainable"] == r["total"]  # the formula below counts a backward through every weight
+        mfu = per_token * r["tokens"] / r["seconds"] / (peak * 1e12) if peak and every_weight else None
+        rows.append({"runner": runner, "method": method or "all weights (Trainer)", "trains all": every_weight,
+                     "batch": r["batch_size"],
                      "samples/s": r["samples"] / r["seconds"], "real tokens/s": r["tokens"] / r["seconds"],
                      "MFU %": None if mfu is None else 100 * mfu, "peak MiB": r["peak_mib"],
                      "device": f"{r['device']['type']} ({r['device']['name']})"})
@@ -156,16 +162,22 @@ def bench(args: argparse.Namespace) -> int:
         base = df[(df.runner == peer) & df.get("samples/s", pd.Series(dtype=float)).notna()]
         if len(base):
             df[f"× {peer}"] = df["samples/s"] / float(base["samples/s"].iloc[0])
-    ours_full = df[(df.runner == "ours") & (df.method == "full")]
-    if len(ours_full) and "samples/s" in df:
-        df["× ours full"] = df["samples/s"] / float(ours_full["samples/s"].iloc[0])
+    reference = df[(df.runner == "ours") & df.get("trains all", pd.Series(dtype=bool)).eq(True)]
+    if len(reference):  # our run that trains every weight, as the peers do
+        df["× ours, all weights"] = df["samples/s"] / float(reference["samples/s"].iloc[0])
     header = (f"Model: {model_name} (`{model_dir}`); data: {args.dataset} from "
               f"`{splits.identity['source']}`, max_length {max_length}; {args.samples} training samples per "
               f"measurement; device: {device.type}; MFU: " + (
-                  f"training FLOPs per real token 6·N_matmul + 12·n_layer·n_embd·T̄, against {peak:g} TFLOP/s, full "
-                  f"fine-tunes only" if peak else "omitted (no peak FLOP/s known for this device)"))
-    table = tabulate(df.drop(columns=["device"], errors="ignore"), headers="keys", tablefmt="github",
-                     showindex=False, floatfmt=".3g", missingval="–")
+                  f"training FLOPs per real token 6·N_matmul + 12·n_layer·n_embd·T̄, against {peak:g} TFLOP/s, for "
+                  f"runs that train every weight" if peak else "omitted (no peak FLOP/s known for this device)"))
+    formats = {"samples/s": "{:.3g}", "real tokens/s": "{:,.0f}", "MFU %": "{:.2f}", "peak MiB": "{:,.0f}",
+               "batch": "{:.0f}"}
+    shown = df.drop(columns=["device"], errors="ignore").astype(object)
+    for col in shown:
+        fmt = formats.get(col, "{:.2f}" if col.startswith("×") else None)
+        if fmt:
+            shown[col] = [fmt.format(v) if pd.notna(v) else "–" for v in df[col]]
+    table = tabulate(shown.fillna("–"), headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
     out = Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{args.dataset}-{device.type}"

@@ -26,7 +26,7 @@ from runners.tables import write_tables
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runners.compare", description=__doc__)
-    p.add_argument("--methods", help="comma-separated specs NAME[:key=value...], e.g. full,lora:r=16")
+    p.add_argument("--methods", help="comma-separated specs NAME[:key=value...]; --list shows the names and keys")
     p.add_argument("--list", action="store_true", help="print every registered method and exit")
     p.add_argument("--markdown", action="store_true", help="with --list: print a markdown table (for the README)")
     p.add_argument("--dataset", default="tweets", help=f"one of {', '.join(DATASETS)} (default tweets)")
@@ -84,6 +84,11 @@ def compare(args: argparse.Namespace, command: str) -> int:
     checkpoints = _parse_fractions(args.checkpoints)
     if args.memory_cap:
         parse_size(args.memory_cap)
+    if args.dataset not in DATASETS:
+        raise UserError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
+    results = Path(args.results)
+    folder = runs_dir(results, args.dataset)
+    _check_writable(folder)  # before the minutes of loading, not after
     model = resolve_model(args.model, allow_pickle=args.allow_pickle)
     max_length = _max_length(args, model["n_positions"])
     log = (lambda *_: None) if args.quiet else print
@@ -103,9 +108,6 @@ def compare(args: argparse.Namespace, command: str) -> int:
         "git": env.git_state(), "command": command, "quiet": args.quiet,
     }
     identity = {"model": model["weights_sha256"], "data": splits.identity["content_sha256"]}
-    results = Path(args.results)
-    folder = runs_dir(results, args.dataset)
-    _check_writable(folder)
     if args.memory_cap and env.resolve_device(args.device).type != "cuda":
         print("note: --memory-cap is not enforced on the CPU; runs use the memory they need", file=sys.stderr)
     experiment_id = None

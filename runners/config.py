@@ -12,7 +12,7 @@ from runners.errors import UserError
 
 @dataclass(frozen=True)
 class RunConfig:
-    method: str  # the spec as typed, e.g. "lora:r=16"; also the table's row label
+    method: str  # the spec as typed, NAME[:key=value...]; also the table's row label
     seed: int  # model init, dropout and batch order; the data split uses `split_seed`
     dataset: str = "tweets"
     data_dir: str | None = None  # None: the hub dataset

@@ -8,15 +8,15 @@ from runners import bench
 
 def test_bench_writes_ours_and_the_peer_with_ratios(tmp_path, tiny_model_dir, tweets_dir, cache_dir, capsys):
     out = tmp_path / "bench"
-    assert bench.main(["--model", str(tiny_model_dir), "--data-dir", str(tweets_dir), "--samples", "32",
-                       "--batch-size", "16", "--methods", "full,lora", "--peers", "trainer-seed",
+    assert bench.main(["--model", str(tiny_model_dir), "--data-dir", str(tweets_dir), "--samples", "64",
+                       "--batch-size", "16", "--methods", "full", "--peers", "trainer-seed,trainer-tuned",
                        "--results", str(out)]) == 0
     df = pd.read_csv(out / "tweets-cpu.csv")
-    assert list(df.runner) == ["ours", "ours", "trainer-seed"] and list(df.method) == ["full", "lora", "full"]
+    assert list(df.runner) == ["ours", "trainer-seed", "trainer-tuned"] and df["trains all"].all()
     assert (df["samples/s"] > 0).all() and (df["real tokens/s"] > 0).all() and (df["peak MiB"] > 0).all()
-    assert df["× trainer-seed"].iloc[2] == 1.0 and df["× ours full"].iloc[0] == 1.0
+    assert df["× trainer-seed"].iloc[1] == 1.0 and df["× ours, all weights"].iloc[0] == 1.0
     assert df["MFU %"].isna().all()  # no peak FLOP/s is claimed for a CPU
-    assert list(df.batch) == [16, 16, 4]
+    assert list(df.batch) == [16, 4, 32]
     md = (out / "tweets-cpu.md").read_text()
     assert "omitted (no peak FLOP/s known for this device)" in md and "| trainer-seed " in md
 
