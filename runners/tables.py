@@ -190,7 +190,7 @@ def header(records: list[dict]) -> str:
     rows = data["rows"]
     baseline = next((r["metrics"]["majority_baseline"] for r in records if "metrics" in r), None)
     lines = [
-        f"- **Model:** `{model['name']}` ({arch.get('model_type', '?')}: {shape}; {weights})",
+        f"- **Model:** `{model['name']}` (a {arch.get('model_type', '?')}-architecture model: {shape}; {weights})",
         f"- **Data:** {data['dataset']} from `{data['source']}`: train {rows['train']:,}, validation "
         f"{rows['validation']:,}, test {rows['test']:,} rows; max_length {cfg['max_length']}",
         f"- **Budget:** {cfg['budget']} per run, batch {cfg['batch_size']}; **seeds:** "
