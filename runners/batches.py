@@ -37,6 +37,11 @@ class TokenizedSplit:
         return cls(ids, offsets, torch.tensor(labels, dtype=torch.int64))
 
 
+def default_cache_dir() -> str:
+    """Where tokenized data is cached unless told otherwise: `$PEFT_LAB_CACHE`, else `~/.cache/peft-lab`."""
+    return os.environ.get("PEFT_LAB_CACHE", "~/.cache/peft-lab")
+
+
 def tokenize_cached(splits: dict, tokenizer, max_length: int, key_parts: dict, cache_dir: Path) -> Path:
     """Tokenize each split once per (tokenizer, max_length, data); later calls reuse the file on disk."""
     key = hashlib.sha256(json.dumps({**key_parts, "max_length": max_length}, sort_keys=True).encode()).hexdigest()

@@ -116,17 +116,17 @@ def measure(job: dict) -> dict:
 def bench(args: argparse.Namespace) -> int:
     from transformers import AutoConfig
 
-    from runners.batches import tokenize_cached
-    from runners.data import DATASETS, load_splits
+    from runners.batches import default_cache_dir, tokenize_cached
+    from runners.data import dataset_info, load_splits
     from runners.models import load_tokenizer, resolve_model
 
     if bool(args.model) == bool(args.model_shape):
         raise UserError("give one of --model or --model-shape gpt2")
-    cache = Path(os.environ.get("PEFT_LAB_CACHE", "~/.cache/peft-lab")).expanduser()
+    cache = Path(default_cache_dir()).expanduser()
     model_dir = str(gpt2_shape(args.tokenizer, cache) if args.model_shape else resolve_model(args.model)["path"])
     model_name = "GPT-2-small shape, random weights" if args.model_shape else args.model
     config = AutoConfig.from_pretrained(model_dir)
-    max_length = args.max_length or min(DATASETS[args.dataset].max_length, config.n_positions)
+    max_length = args.max_length or min(dataset_info(args.dataset).max_length, config.n_positions)
     splits = load_splits(args.dataset, args.data_dir, val_fraction=0.05, train_limit=None, eval_limit=64, seed=0,
                          log=lambda *_: None)
     tokenizer = load_tokenizer(model_dir)

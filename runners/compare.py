@@ -13,10 +13,10 @@ from pathlib import Path
 
 from methods import SpecError, parse_specs, registered
 from runners import environment as env
-from runners.batches import tokenize_cached
+from runners.batches import default_cache_dir, tokenize_cached
 from runners.budget import Budget
 from runners.config import RunConfig, stable_hash
-from runners.data import DATASETS, load_splits
+from runners.data import DATASETS, dataset_info, load_splits
 from runners.errors import UserError
 from runners.memory import parse_size
 from runners.models import load_tokenizer, resolve_model
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--memory-cap", help="e.g. 2GiB: every method gets this much GPU memory (CUDA only)")
     p.add_argument("--results", default="results", help="folder for records and tables (default results/)")
-    p.add_argument("--cache-dir", default=os.environ.get("PEFT_LAB_CACHE", "~/.cache/peft-lab"),
+    p.add_argument("--cache-dir", default=default_cache_dir(),
                    help="where tokenized data is cached (env PEFT_LAB_CACHE)")
     p.add_argument("--target-accuracy", type=float,
                    help="validation accuracy for the budget-to-reach column (default: 95%% of the best final)")
@@ -84,8 +84,7 @@ def compare(args: argparse.Namespace, command: str) -> int:
     checkpoints = _parse_fractions(args.checkpoints)
     if args.memory_cap:
         parse_size(args.memory_cap)
-    if args.dataset not in DATASETS:
-        raise UserError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
+    dataset_info(args.dataset)  # a mistyped name fails here, before a results folder is made for it
     results = Path(args.results)
     folder = runs_dir(results, args.dataset)
     _check_writable(folder)  # before the minutes of loading, not after
@@ -173,7 +172,7 @@ def _run_child(job: dict, record_path: Path) -> int:
 
 
 def _max_length(args: argparse.Namespace, n_positions: int | None) -> int:
-    default = DATASETS[args.dataset].max_length if args.dataset in DATASETS else 128
+    default = dataset_info(args.dataset).max_length
     if args.max_length is None:
         return min(default, n_positions or default)
     if n_positions and args.max_length > n_positions:

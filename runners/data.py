@@ -42,12 +42,16 @@ class Splits:
         return len(self.label_names)
 
 
+def dataset_info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise UserError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
 def load_splits(dataset: str, data_dir: str | None, *, val_fraction: float, train_limit: int | None,
                 eval_limit: int | None, seed: int, log=print) -> Splits:
     """Everything a comparison trains and evaluates on, the same for every method and seed."""
-    if dataset not in DATASETS:
-        raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
-    info = DATASETS[dataset]
+    info = dataset_info(dataset)
     if data_dir:
         train, test, source = _load_dir(Path(data_dir))
     else:
@@ -65,6 +69,9 @@ def load_splits(dataset: str, data_dir: str | None, *, val_fraction: float, trai
     classes = frames["train"].label.unique()
     if len(classes) < 2:
         raise UserError(f"train has a single class (label {classes[0]}): a classifier needs at least two")
+    if int(frames["test"].label.max()) >= len(label_names):
+        raise UserError(f"test has label {int(frames['test'].label.max())} but train's labels run "
+                        f"0..{len(label_names) - 1}")
     train, validation = _stratified_split(frames["train"], val_fraction, seed)
     test = frames["test"]
     if train_limit is not None and train_limit < len(train):
@@ -174,11 +181,7 @@ def _integer_labels(train: pd.DataFrame, test: pd.DataFrame, info: DatasetInfo,
             raise UserError(f"{split} labels must be integers 0..K-1 or strings; found missing or fractional ones")
         if labels.min() < 0:
             raise UserError(f"{split} labels must be integers 0..K-1, found {int(labels.min())}")
-    if train.label.nunique() < 2:
-        raise UserError(f"train has a single class (label {train.label.iloc[0]}): a classifier needs at least two")
     k = int(train.label.max()) + 1
-    if int(test.label.max()) >= k:
-        raise UserError(f"test has label {int(test.label.max())} but train's labels run 0..{k - 1}")
     train, test = train.astype({"label": "int64"}), test.astype({"label": "int64"})
     if "label_text" in train:
         pairs = train.drop_duplicates("label").set_index("label").label_text

@@ -7,6 +7,7 @@ import tempfile
 import torch
 
 from runners.batches import TokenizedSplit
+from runners.environment import count_parameters
 
 # name -> (batch size, pad to max_length?, tuned options on)
 PEERS = {
@@ -62,6 +63,6 @@ def run_trainer(peer: str, model_dir: str, split: TokenizedSplit, *, samples: in
         trainer = Trainer(model=model, args=args, train_dataset=_Examples(split, steps * setup["batch_size"]),
                           data_collator=collate)
         seconds = trainer.train().metrics["train_runtime"]  # Trainer's own clock: its loop, as ours is timed
-    n = sum(p.numel() for p in model.parameters())
+    trainable, total = count_parameters(model)
     return {"seconds": seconds, "samples": steps * setup["batch_size"], "tokens": int(sum(real_tokens)),
-            "batch_size": setup["batch_size"], "trainable": n, "total": n}
+            "batch_size": setup["batch_size"], "trainable": trainable, "total": total}
