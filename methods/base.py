@@ -39,6 +39,7 @@ class ModelContext:
     pad_token_id: int
     device: torch.device
     use_safetensors: bool = True  # False only for a local pickle checkpoint the user allowed (--allow-pickle)
+    attention: str = "sdpa"  # transformers' attn_implementation; "eager" when the loop's sdpa speed-up is ablated
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -60,8 +61,8 @@ class Method(ABC):
     """A way of fine-tuning GPT-2 for sequence classification.
 
     The runner calls, in this order: `build` (which calls `load_model`, then enables gradient checkpointing if
-    asked, then `adapt`), `param_groups` once to make the optimizer, and `on_step` after every optimizer step.
-    Nothing else about a method is known to the runner.
+    asked, then `adapt`), `param_groups` once to make the optimizer, and `on_step` after every optimizer step;
+    it reads `padding_side` and `wants_example_ids`. Nothing else about a method is known to the runner.
     """
 
     name: ClassVar[str] = ""  # set by @register; the CLI token and registry key
@@ -81,7 +82,7 @@ class Method(ABC):
 
         model = AutoModelForSequenceClassification.from_pretrained(
             ctx.path, num_labels=ctx.num_labels, pad_token_id=ctx.pad_token_id,
-            dtype=torch.float32, use_safetensors=ctx.use_safetensors,
+            dtype=torch.float32, use_safetensors=ctx.use_safetensors, attn_implementation=ctx.attention,
         )
         return model.to(ctx.device)
 
@@ -107,6 +108,12 @@ class Method(ABC):
         """Optimizer parameter groups. A group may carry `lr_scale` (multiplies the learning rate)."""
         trainable = [p for p in model.parameters() if p.requires_grad]
         return [{"params": trainable, "weight_decay": self.params.weight_decay}]
+
+    @property
+    def wants_example_ids(self) -> bool:
+        """True if the model's training forward takes `example_ids` (the batch's example indices, on the host),
+        e.g. to cache something per example. Evaluation never passes them."""
+        return False
 
     def on_step(self, model: nn.Module, progress: Progress) -> None:  # noqa: B027 (an optional hook)
         """Called after each optimizer step, before gradients are cleared. Default: nothing."""

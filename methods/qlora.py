@@ -33,6 +33,7 @@ class Qlora(Lora):
         model = AutoModelForSequenceClassification.from_pretrained(
             ctx.path, num_labels=ctx.num_labels, pad_token_id=ctx.pad_token_id, dtype=torch.float32,
             use_safetensors=ctx.use_safetensors, quantization_config=quant, device_map={"": ctx.device},
+            attn_implementation=ctx.attention,
         )
         # Freezes the base and keeps norms and embeddings in fp32; the base class turns on checkpointing.
         return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)

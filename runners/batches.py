@@ -85,20 +85,32 @@ def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.
     return batches
 
 
-class Collator:
-    """Pads a batch of example indices to its own longest example, on the side the method asks for."""
+def shuffled_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """One epoch of plainly shuffled batches: what the loop does with `--ablate bucketing`."""
+    perm = rng.permutation(len(lengths))
+    return [perm[i:i + batch_size] for i in range(0, len(perm), batch_size)]
 
-    def __init__(self, split: TokenizedSplit, pad_id: int, padding_side: str, device: torch.device) -> None:
+
+class Collator:
+    """Pads a batch of example indices to its own longest example (or to `pad_to`), on the side the method asks
+    for. With `with_ids` the batch also carries the examples' indices, on the host, as `example_ids`."""
+
+    def __init__(self, split: TokenizedSplit, pad_id: int, padding_side: str, device: torch.device, *,
+                 pad_to: int | None = None, pin: bool = True, with_ids: bool = False) -> None:
         if padding_side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
         self.split, self.pad_id, self.left = split, pad_id, padding_side == "left"
-        self.device = device
-        self.pin = device.type == "cuda"
+        self.device, self.pad_to, self.with_ids = device, pad_to, with_ids
+        self.pin = pin and device.type == "cuda"
         self.lengths = split.lengths
+
+    def width(self, idx: np.ndarray) -> int:
+        """The padded width of a batch."""
+        return self.pad_to or int(self.lengths[idx].max())
 
     def __call__(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         lengths = self.lengths[idx]
-        width = int(lengths.max())
+        width = self.width(idx)
         input_ids = torch.full((len(idx), width), self.pad_id, dtype=torch.int64)
         mask = torch.zeros((len(idx), width), dtype=torch.int64)
         offsets = self.split.offsets
@@ -109,4 +121,7 @@ class Collator:
         batch = {"input_ids": input_ids, "attention_mask": mask, "labels": self.split.labels[torch.from_numpy(idx)]}
         if self.pin:  # pinned host memory lets the copy run asynchronously with the previous step's kernels
             batch = {k: v.pin_memory() for k, v in batch.items()}
-        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        batch = {k: v.to(self.device, non_blocking=self.pin) for k, v in batch.items()}
+        if self.with_ids:
+            batch["example_ids"] = torch.from_numpy(idx)  # stays on the host: looked up there, without a sync
+        return batch

@@ -21,6 +21,7 @@ from runners.errors import UserError
 from runners.memory import parse_size
 from runners.models import load_tokenizer, resolve_model
 from runners.records import SCHEMA, base_record, read_record, run_id, runs_dir, write_json_atomic
+from runners.speedups import SPEEDUPS, parse_ablate
 from runners.tables import write_tables
 
 
@@ -48,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-each-checkpoint", action="store_true", help="also evaluate the test split at each")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--memory-cap", help="e.g. 2GiB: every method gets this much GPU memory (CUDA only)")
+    p.add_argument("--ablate", default="", metavar="NAMES",
+                   help="turn these speed-ups of the loop off (comma-separated, or 'all'), to measure them: "
+                        + ", ".join(SPEEDUPS))
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile each model; compile time is recorded apart from training time")
     p.add_argument("--results", default="results", help="folder for records and tables (default results/)")
     p.add_argument("--cache-dir", default=default_cache_dir(),
                    help="where tokenized data is cached (env PEFT_LAB_CACHE)")
@@ -84,6 +90,7 @@ def compare(args: argparse.Namespace, command: str) -> int:
     checkpoints = _parse_fractions(args.checkpoints)
     if args.memory_cap:
         parse_size(args.memory_cap)
+    ablate = parse_ablate(args.ablate)
     dataset_info(args.dataset)  # a mistyped name fails here, before a results folder is made for it
     results = Path(args.results)
     folder = runs_dir(results, args.dataset)
@@ -119,9 +126,9 @@ def compare(args: argparse.Namespace, command: str) -> int:
                             train_limit=args.train_limit, eval_limit=args.eval_limit,
                             val_fraction=args.val_fraction, checkpoints=checkpoints,
                             test_each_checkpoint=args.test_each_checkpoint, memory_cap=args.memory_cap,
-                            device=args.device)
+                            device=args.device, ablate=ablate, compile=args.compile)
             experiment_id = stable_hash({**cfg.experiment(), **identity})
-            rid = run_id(spec.label, seed, stable_hash({**cfg.to_dict(), **identity}))
+            rid = run_id(spec.label, seed, stable_hash({**cfg.key(), **identity}))
             path = folder / f"{rid}.json"
             existing = read_record(path)
             if existing and existing["status"] == "ok" and not args.rerun:

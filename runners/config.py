@@ -32,6 +32,9 @@ class RunConfig:
     test_each_checkpoint: bool = False  # also evaluate the test split at every checkpoint
     device: str = "auto"
     memory_cap: str | None = None  # e.g. "2GiB": enforced on CUDA, where the micro-batch is fitted under it
+    # How the loop runs, not what is compared: runs differing only here share an experiment (and a table).
+    ablate: tuple[str, ...] = ()  # speed-ups turned off (runners.speedups), to measure them
+    compile: bool = False  # torch.compile the model; the compile time is recorded apart from training time
 
     def __post_init__(self) -> None:
         Budget.parse(self.budget)
@@ -51,6 +54,9 @@ class RunConfig:
         if self.memory_cap is not None:
             from runners.memory import parse_size
             parse_size(self.memory_cap)
+        if self.ablate:
+            from runners.speedups import parse_ablate
+            parse_ablate(",".join(self.ablate))
         if self.device not in ("auto", "cpu", "cuda"):
             raise UserError(f"--device must be auto, cpu or cuda, got {self.device!r}")
 
@@ -62,11 +68,24 @@ class RunConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def experiment(self) -> dict:
-        """Everything but the method and the seed: runs sharing it belong in one table."""
+    def key(self) -> dict:
+        """What identifies the run: the config, less the fields added later while at their defaults, so that
+        the ids of runs recorded before those fields existed still hold."""
         d = self.to_dict()
-        del d["method"], d["seed"]
+        for name, default in _LATER_FIELDS.items():
+            if d[name] == default:
+                del d[name]
         return d
+
+    def experiment(self) -> dict:
+        """Everything but the method, the seed and how the loop ran: runs sharing it belong in one table."""
+        d = self.to_dict()
+        for name in ("method", "seed", "ablate", "compile"):
+            del d[name]
+        return d
+
+
+_LATER_FIELDS = {"ablate": (), "compile": False}
 
 
 def stable_hash(obj: object, n: int = 12) -> str:

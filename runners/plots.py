@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from runners.budget import Budget
+from runners.records import row_label
 
 UNIT_KEYS = {"epochs": "samples", "samples": "samples", "steps": "steps", "tokens": "tokens", "flops": "flops",
              "seconds": "seconds"}
@@ -23,14 +24,14 @@ def write_plots(records: list[dict], out: Path, prefix: str = "") -> list[Path]:
     ok = [r for r in records if r["status"] == "ok" and r.get("curve")]
     if not ok:
         return []
-    labels = list(dict.fromkeys(r["config"]["method"] for r in ok))
+    labels = list(dict.fromkeys(row_label(r) for r in ok))
     unit = Budget.parse(ok[-1]["config"]["budget"]).unit
     key = UNIT_KEYS[unit]
     paths = []
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label in labels:
-        runs = [r for r in ok if r["config"]["method"] == label]
+        runs = [r for r in ok if row_label(r) == label]
         n = min(len(r["curve"]) for r in runs)
         x = np.mean([[p[key] for p in r["curve"][:n]] for r in runs], axis=0)
         y = np.array([[p["val_accuracy"] for p in r["curve"][:n]] for r in runs])
@@ -50,7 +51,7 @@ def write_plots(records: list[dict], out: Path, prefix: str = "") -> list[Path]:
                                          ("train_seconds", "training time (s)")]):
         points = []
         for label in labels:
-            runs = [r for r in ok if r["config"]["method"] == label]
+            runs = [r for r in ok if row_label(r) == label]
             cost = float(np.mean([r["measurements"][metric] for r in runs]))
             acc = float(np.mean([r["metrics"]["accuracy"] for r in runs]))
             points.append((cost, acc, label))

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from runners.errors import UserError
+from runners.speedups import loop_label
 
 SCHEMA = 1
 STATUSES = ("ok", "oom", "does-not-fit", "diverged", "failed", "cancelled")
@@ -75,3 +76,9 @@ def load_records(results: Path, dataset: str) -> list[dict]:
         raise UserError(f"no records in {folder}: run `python -m runners.compare` first")
     records = [r for p in sorted(folder.glob("*.json")) if (r := read_record(p)) is not None]
     return sorted(records, key=lambda r: r.get("timestamp", ""))
+
+
+def row_label(record: dict) -> str:
+    """A run's label in tables and plots: its method spec, plus how the loop ran when that is not the default."""
+    config = record["config"]
+    return config["method"] + loop_label(tuple(config.get("ablate", ())), config.get("compile", False))

@@ -14,7 +14,7 @@ from tabulate import tabulate
 
 from runners.budget import Budget
 from runners.plots import UNIT_KEYS, write_plots
-from runners.records import load_records, write_text_atomic
+from runners.records import load_records, row_label, write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def target_accuracy(records: list[dict], fraction: float = 0.95) -> float | None
     finals: dict[str, list[float]] = {}
     for r in records:
         if r["status"] == "ok" and r.get("curve"):
-            finals.setdefault(r["config"]["method"], []).append(r["curve"][-1]["val_accuracy"])
+            finals.setdefault(row_label(r), []).append(r["curve"][-1]["val_accuracy"])
     return fraction * max(statistics.fmean(v) for v in finals.values()) if finals else None
 
 
@@ -72,9 +72,9 @@ def columns(records: list[dict], target: float | None) -> dict[str, Column]:
         cols[f"{'test' if 'test' in key else 'val'} acc @{_share(f)}"] = Column(
             lambda r, f=f: _curve_value(r, f, key), "↑", "{:.3f}")
     if target is not None:
-        unit = Budget.parse(cfg["budget"]).unit
-        fmt = {"flops": "{:.3g}", "seconds": "{:.1f}"}.get(unit, "{:,.0f}")
-        cols[f"{unit} to val acc {target:.3f}"] = Column(lambda r: _reach(r, target, UNIT_KEYS[unit]), "↓", fmt)
+        spent = UNIT_KEYS[Budget.parse(cfg["budget"]).unit]  # an epochs budget is counted in samples
+        fmt = {"flops": "{:.3g}", "seconds": "{:.1f}"}.get(spent, "{:,.0f}")
+        cols[f"{spent} to val acc {target:.3f}"] = Column(lambda r: _reach(r, target, spent), "↓", fmt)
     return cols
 
 
@@ -100,8 +100,8 @@ def summarize(records: list[dict], target: float | None = None) -> tuple[pd.Data
     """One row per method spec: parameters, and mean, sd, CI and each seed's value of every column."""
     cols = columns(records, target)
     rows = []
-    for label in dict.fromkeys(r["config"]["method"] for r in records):
-        runs = [r for r in records if r["config"]["method"] == label]
+    for label in dict.fromkeys(row_label(r) for r in records):
+        runs = [r for r in records if row_label(r) == label]
         ok = [r for r in runs if r["status"] == "ok"]
         row = {"method": label, "seeds": ";".join(str(r["config"]["seed"]) for r in ok),
                "status": "ok" if len(ok) == len(runs) else "; ".join(

@@ -14,10 +14,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from methods import Method, Progress
-from runners.batches import Collator, TokenizedSplit, length_grouped_batches
+from runners.batches import Collator, TokenizedSplit, length_grouped_batches, shuffled_batches
 from runners.budget import Budget, Spent
 from runners.config import RunConfig
 from runners.flops import FlopModel
+from runners.speedups import SPEEDUPS
 
 LOG_EVERY = 20  # steps between reads of the loss: each read waits for the device, so not every step
 
@@ -33,6 +34,7 @@ class TrainResult:
     final_loss: float = float("nan")  # mean training loss over the last logging window
     curve: list[dict] = field(default_factory=list)  # metrics at each checkpoint, with the budget spent
     optimizer_state_bytes: int = 0
+    compile_seconds: float = 0.0  # torch.compile's warm-up, kept out of `spent.seconds` unless the budget is time
 
 
 def lr_factor(fraction: float, warmup: float) -> float:
@@ -42,9 +44,9 @@ def lr_factor(fraction: float, warmup: float) -> float:
     return max(0.0, (1.0 - fraction) / (1.0 - warmup))
 
 
-def autocast_for(device: torch.device):
+def autocast_for(device: torch.device, bf16: bool = True):
     # bf16 autocast on CUDA (weights and optimizer state stay fp32); the CPU runs plain fp32.
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16) if bf16 and device.type == "cuda" else nullcontext()
 
 
 def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg: RunConfig, *, lr: float,
@@ -55,14 +57,18 @@ def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg
     train_split = data["train"]
     n_train, lengths = len(train_split), train_split.lengths
     micro = micro_batch or cfg.batch_size
-    collate = Collator(train_split, pad_id, method.padding_side, device)
+    on = {name: name not in cfg.ablate for name in SPEEDUPS}
+    batches = length_grouped_batches if on["bucketing"] else shuffled_batches
+    log_every = LOG_EVERY if on["async_loss"] else 1
+    collate = Collator(train_split, pad_id, method.padding_side, device, pin=on["pinned_memory"],
+                       pad_to=None if on["dynamic_padding"] else cfg.max_length, with_ids=method.wants_example_ids)
     eval_splits = {"val": data["validation"], **({"test": data["test"]} if cfg.test_each_checkpoint else {})}
     evaluators = {k: (s, Collator(s, pad_id, method.padding_side, device)) for k, s in eval_splits.items()}
 
     groups = method.param_groups(model)
     for g in groups:
         g["base_lr"] = lr * g.pop("lr_scale", 1.0)
-    optimizer = torch.optim.AdamW(groups, lr=lr, fused=device.type == "cuda")
+    optimizer = torch.optim.AdamW(groups, lr=lr, fused=on["fused_adamw"])
     trainable = [p for g in groups for p in g["params"]]
 
     rng = np.random.default_rng(cfg.seed)
@@ -79,22 +85,26 @@ def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg
     bar = tqdm(total=total_steps or 1000, desc=cfg.method, unit="step", disable=quiet, dynamic_ncols=True,
                leave=False, **shape)
     model.train()
+    if cfg.compile:
+        res.compile_seconds = compile_model(model, collate, lengths, micro, device, on["bf16"])
+        if budget.needs_clock:  # a time budget pays for compiling: it is time not spent training
+            spent.seconds = res.compile_seconds
     sync(device)
     clock = time.perf_counter()
     fraction = 0.0
     while fraction < 1.0:
-        for idx in length_grouped_batches(lengths, cfg.batch_size, rng):
+        for idx in batches(lengths, cfg.batch_size, rng):
             if total_samples is not None:  # a sample budget is exact: the last batch is cut to fit
                 idx = idx[: total_samples - spent.samples]
             for g in optimizer.param_groups:
                 g["lr"] = g["base_lr"] * lr_factor(fraction, cfg.warmup)
             for start in range(0, len(idx), micro):  # gradient accumulation keeps the effective batch
                 chunk = idx[start:start + micro]
-                with autocast_for(device):
+                with autocast_for(device, on["bf16"]):
                     loss = model(**collate(chunk)).loss * (len(chunk) / len(idx))
                 loss.backward()
                 loss_sum += loss.detach()
-                spent.flops += flops.step(len(chunk), int(lengths[chunk].max()))  # from the shape: no sync
+                spent.flops += flops.step(len(chunk), collate.width(chunk))  # from the shape: no sync
             # note the step a non-finite loss appears, on the device, so that finding it needs no sync
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss_sum), spent.steps + 1, first_bad)
             if cfg.max_grad_norm > 0:
@@ -112,7 +122,7 @@ def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg
             optimizer.zero_grad(set_to_none=True)  # free gradient memory before the next forward
             loss_steps += 1
             bar.update(1 if total_steps else int(1000 * min(fraction, 1.0)) - bar.n)
-            if spent.steps % LOG_EVERY == 0 or fraction >= 1.0:
+            if spent.steps % log_every == 0 or fraction >= 1.0:
                 res.final_loss = loss_sum.item() / loss_steps  # the loop's only sync outside time budgets
                 loss_sum.zero_()
                 loss_steps = 0
@@ -125,7 +135,7 @@ def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg
                 spent.seconds += time.perf_counter() - clock
                 while checkpoints and fraction >= checkpoints[0] - 1e-9:
                     checkpoints.pop(0)
-                res.curve.append(_checkpoint(model, evaluators, cfg, res, fraction, device, num_labels))
+                res.curve.append(_checkpoint(model, evaluators, cfg, res, fraction, device, num_labels, on["bf16"]))
                 model.train()
                 clock = time.perf_counter()
             if fraction >= 1.0:
@@ -136,11 +146,11 @@ def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg
     return res
 
 
-def _checkpoint(model, evaluators, cfg, res, fraction, device, num_labels) -> dict:
+def _checkpoint(model, evaluators, cfg, res, fraction, device, num_labels, bf16) -> dict:
     start = time.perf_counter()
     point = {"fraction": round(fraction, 6), **res.spent.to_dict(), "train_loss": res.final_loss}
     for name, (split, collate) in evaluators.items():
-        metrics = evaluate(model, split, collate, cfg.eval_batch_size, device, num_labels)
+        metrics = evaluate(model, split, collate, cfg.eval_batch_size, device, num_labels, bf16)
         point.update({f"{name}_{k}": v for k, v in metrics.items()})
     res.eval_seconds += time.perf_counter() - start
     return point
@@ -148,7 +158,7 @@ def _checkpoint(model, evaluators, cfg, res, fraction, device, num_labels) -> di
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, split: TokenizedSplit, collate: Collator, batch_size: int,
-             device: torch.device, num_labels: int) -> dict:
+             device: torch.device, num_labels: int, bf16: bool = True) -> dict:
     """Accuracy, macro-F1 and mean cross-entropy over a split; predictions stay on the device until the end."""
     model.eval()
     order = np.argsort(split.lengths, kind="stable")  # similar lengths together: least padding
@@ -156,7 +166,7 @@ def evaluate(model: nn.Module, split: TokenizedSplit, collate: Collator, batch_s
     for start in range(0, len(order), batch_size):
         batch = collate(order[start:start + batch_size])
         labels = batch.pop("labels")
-        with autocast_for(device):
+        with autocast_for(device, bf16):
             logits = model(**batch).logits.float()
         loss_sum += F.cross_entropy(logits, labels, reduction="sum")
         preds.append(logits.argmax(-1))
@@ -167,6 +177,24 @@ def evaluate(model: nn.Module, split: TokenizedSplit, collate: Collator, batch_s
             "macro_f1": float(f1_score(truth, predicted, average="macro", labels=list(range(num_labels)),
                                        zero_division=0)),
             "loss": loss_sum.item() / len(order)}
+
+
+def compile_model(model: nn.Module, collate: Collator, lengths: np.ndarray, micro: int, device: torch.device,
+                  bf16: bool) -> float:
+    """`torch.compile` the model in place and warm it up; return the seconds that took.
+
+    The warm-up runs forward and backward (no optimizer step) on the longest batch and on a shorter, smaller one,
+    so that the graph compiled is the one with dynamic batch and sequence sizes that every later batch reuses.
+    """
+    model.compile()
+    start = time.perf_counter()
+    order = np.argsort(-lengths, kind="stable")
+    for idx in (order[:micro], order[len(order) // 2:][:max(1, micro // 2)]):
+        with autocast_for(device, bf16):
+            model(**collate(idx)).loss.backward()
+    model.zero_grad(set_to_none=True)
+    sync(device)
+    return time.perf_counter() - start
 
 
 def sync(device: torch.device) -> None:

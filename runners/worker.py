@@ -46,16 +46,19 @@ def run(job: dict) -> dict:
         method.params = dataclasses.replace(method.params, lr=cfg.lr)
     set_seed(cfg.seed)  # before loading: the new head's initial weights come from this seed
     ctx = ModelContext(job["model"]["path"], job["num_labels"], job["pad_id"], device,
-                       use_safetensors=job["model_identity"].get("use_safetensors", True))
+                       use_safetensors=job["model_identity"].get("use_safetensors", True),
+                       attention="eager" if "sdpa" in cfg.ablate else "sdpa")
     model = method.build(ctx)
     trainable, total = env.count_parameters(model)
     flop_model = flops.measure(model, device)
     micro, cap_enforced = cfg.batch_size, False
     if cfg.memory_cap and device.type == "cuda":
         memory.enforce_cap(memory.parse_size(cfg.memory_cap), device)
-        collate = Collator(data["train"], ctx.pad_token_id, method.padding_side, device)
+        collate = Collator(data["train"], ctx.pad_token_id, method.padding_side, device,
+                           pad_to=cfg.max_length if "dynamic_padding" in cfg.ablate else None)
         micro = memory.fit_micro_batch(model, collate, data["train"].lengths, cfg.batch_size,
-                                       memory.adamw_state_bytes(model), device, autocast_for(device))
+                                       memory.adamw_state_bytes(model), device,
+                                       autocast_for(device, "bf16" not in cfg.ablate))
         cap_enforced = True
         env.reset_peak_memory(device)  # the probe's peak is not the run's
     result = train(model, method, data, cfg, lr=method.params.lr, pad_id=ctx.pad_token_id,
@@ -64,7 +67,7 @@ def run(job: dict) -> dict:
     spent = result.spent
     start = time.perf_counter()
     test = evaluate(model, data["test"], Collator(data["test"], ctx.pad_token_id, method.padding_side, device),
-                    cfg.eval_batch_size, device, ctx.num_labels)
+                    cfg.eval_batch_size, device, ctx.num_labels, "bf16" not in cfg.ablate)
     test_seconds = time.perf_counter() - start
     peak = env.peak_memory(device)
     peak_mib = peak["peak_mib"]
@@ -75,6 +78,7 @@ def run(job: dict) -> dict:
         "curve": result.curve,
         "measurements": {
             "train_seconds": spent.seconds,
+            "compile_seconds": result.compile_seconds,
             "eval_seconds": result.eval_seconds + test_seconds,
             "steps": spent.steps, "samples": spent.samples, "tokens": spent.tokens, "flops": spent.flops,
             "samples_per_second": spent.samples / spent.seconds,
