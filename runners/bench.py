@@ -1,5 +1,6 @@
 """`python -m runners.bench`: our training loop against `transformers.Trainer` peers on the same device, data and
 number of samples; prints and writes samples/s, real tokens/s, MFU, peak memory and the ratios ours/peer.
+With `--ablate`, instead: what each speed-up of our loop buys, turned off one at a time, and torch.compile.
 
 Each measurement runs in its own process (as in `runners.compare`), so its peak memory is its own.
 """
@@ -18,6 +19,7 @@ from tabulate import tabulate
 
 from runners import environment as env
 from runners.errors import UserError
+from runners.speedups import CUDA_ONLY, SPEEDUPS
 
 PEAK_TFLOPS = {"cuda": 989.0}  # H100 SXM dense bf16; pass --peak-tflops for another device (none for the CPU)
 
@@ -35,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", help="our runs, as method specs (see `runners.compare --list`); the peers train "
                                      "every weight, so include a spec that does to compare like with like")
     p.add_argument("--peers", default="trainer-seed,trainer-tuned")
+    p.add_argument("--ablate", action="store_true",
+                   help="instead of the peers: each method with every speed-up on, with each turned off in turn, "
+                        "with all off, and with torch.compile (its compile time apart)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--peak-tflops", type=float, help="the device's peak for MFU (default: 989 on CUDA, none on CPU)")
     p.add_argument("--results", default="results/bench")
@@ -84,14 +89,18 @@ def run_child(job: dict) -> dict:
         from runners import flops
 
         method = parse_spec(job["method"]).method
-        model = method.build(ModelContext(job["model_dir"], job["num_labels"], job["pad_id"], device))
         cfg = RunConfig(method=job["method"], seed=0, budget=f"{job['samples']}samples",
-                        batch_size=job["batch_size"], checkpoints=(1.0,), device=job["device"])
+                        batch_size=job["batch_size"], max_length=job["max_length"], checkpoints=(1.0,),
+                        device=job["device"], ablate=tuple(job.get("ablate", ())), compile=job.get("compile", False))
+        attention = "eager" if "sdpa" in cfg.ablate else "sdpa"
+        model = method.build(ModelContext(job["model_dir"], job["num_labels"], job["pad_id"], device,
+                                          attention=attention))
         res = train(model, method, data, cfg, lr=method.params.lr, pad_id=job["pad_id"],
                     num_labels=job["num_labels"], device=device, flops=flops.measure(model, device), quiet=True)
         trainable, total = env.count_parameters(model)
         out = {"seconds": res.spent.seconds, "samples": res.spent.samples, "tokens": res.spent.tokens,
-               "batch_size": job["batch_size"], "trainable": trainable, "total": total}
+               "batch_size": job["batch_size"], "trainable": trainable, "total": total,
+               "compile_seconds": res.compile_seconds}
     else:
         out = run_trainer(job["runner"], job["model_dir"], data["train"], samples=job["samples"],
                           num_labels=job["num_labels"], pad_id=job["pad_id"], max_length=job["max_length"],
@@ -140,13 +149,46 @@ def bench(args: argparse.Namespace) -> int:
               "max_length": max_length, "device": args.device}
     if not args.methods:
         raise UserError("give --methods (see python -m runners.compare --list)")
-    jobs = [("ours", m) for m in args.methods.split(",") if m] + [(p, None) for p in args.peers.split(",") if p]
+    specs = [m for m in args.methods.split(",") if m]
+    header = (f"Model: {model_name} (`{model_dir}`); data: {args.dataset} from "
+              f"`{splits.identity['source']}`, max_length {max_length}; {args.samples} training samples per "
+              f"measurement; device: {device.type} ({env.device_info(device)['name']})")
+    if args.ablate:
+        df = ablation(specs, common, device)
+        header += ("; each speed-up of our loop turned off in turn (`--ablate NAME` in `runners.compare`)" +
+                   (f"; {' and '.join(CUDA_ONLY)} are CUDA-only, so not measured here" if device.type != "cuda"
+                    else "") + "; break-even: the samples after which torch.compile's compile time is paid back")
+        stem = f"{args.dataset}-{device.type}-ablation"
+    else:
+        df = against_peers(specs, [p for p in args.peers.split(",") if p], common, config, peak)
+        header += "; MFU: " + (
+            f"training FLOPs per real token 6·N_matmul + 12·n_layer·n_embd·T̄, against {peak:g} TFLOP/s, for runs "
+            f"that train every weight" if peak else "omitted (no peak FLOP/s known for this device)")
+        stem = f"{args.dataset}-{device.type}"
+    table = _markdown(df)
+    out = Path(args.results)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.md").write_text(f"{header}\n\nCommand: `python -m runners.bench {' '.join(sys.argv[1:])}`\n"
+                                    f"Versions: {env.versions()}; git {env.git_state()}; {env.now()}\n\n{table}\n")
+    df.to_csv(out / f"{stem}.csv", index=False)
+    print(f"\n{header}\n\n{table}\n\nWritten: {out / stem}.md, .csv")
+    return 0
+
+
+def _measure_logged(job: dict, what: str) -> dict:
+    print(f"{what}: measuring {job['samples']} samples ...", flush=True)
+    r = measure(job)
+    if "error" in r:
+        print(f"  failed: {r['error']}", file=sys.stderr)
+    return r
+
+
+def against_peers(specs: list[str], peers: list[str], common: dict, config, peak: float | None) -> pd.DataFrame:
+    """One row per method spec of ours and per peer, with each one's speed relative to each peer's."""
     rows = []
-    for runner, method in jobs:
-        print(f"{runner} {method or '(all weights)'}: measuring {args.samples} samples ...", flush=True)
-        r = measure({**common, "runner": runner, "method": method})
+    for runner, method in [("ours", m) for m in specs] + [(p, None) for p in peers]:
+        r = _measure_logged({**common, "runner": runner, "method": method}, f"{runner} {method or '(all weights)'}")
         if "error" in r:
-            print(f"  failed: {r['error']}", file=sys.stderr)
             rows.append({"runner": runner, "method": method, "error": r["error"]})
             continue
         per_token = matmul_flops_per_token(config, r["tokens"] / r["samples"])
@@ -155,37 +197,55 @@ def bench(args: argparse.Namespace) -> int:
         rows.append({"runner": runner, "method": method or "all weights (Trainer)", "trains all": every_weight,
                      "batch": r["batch_size"],
                      "samples/s": r["samples"] / r["seconds"], "real tokens/s": r["tokens"] / r["seconds"],
-                     "MFU %": None if mfu is None else 100 * mfu, "peak MiB": r["peak_mib"],
-                     "device": f"{r['device']['type']} ({r['device']['name']})"})
+                     "MFU %": None if mfu is None else 100 * mfu, "peak MiB": r["peak_mib"]})
     df = pd.DataFrame(rows)
-    for peer in (p for p in args.peers.split(",") if p):
+    for peer in peers:
         base = df[(df.runner == peer) & df.get("samples/s", pd.Series(dtype=float)).notna()]
         if len(base):
             df[f"× {peer}"] = df["samples/s"] / float(base["samples/s"].iloc[0])
     reference = df[(df.runner == "ours") & df.get("trains all", pd.Series(dtype=bool)).eq(True)]
     if len(reference):  # our run that trains every weight, as the peers do
         df["× ours, all weights"] = df["samples/s"] / float(reference["samples/s"].iloc[0])
-    header = (f"Model: {model_name} (`{model_dir}`); data: {args.dataset} from "
-              f"`{splits.identity['source']}`, max_length {max_length}; {args.samples} training samples per "
-              f"measurement; device: {device.type}; MFU: " + (
-                  f"training FLOPs per real token 6·N_matmul + 12·n_layer·n_embd·T̄, against {peak:g} TFLOP/s, for "
-                  f"runs that train every weight" if peak else "omitted (no peak FLOP/s known for this device)"))
-    formats = {"samples/s": "{:.3g}", "real tokens/s": "{:,.0f}", "MFU %": "{:.2f}", "peak MiB": "{:,.0f}",
-               "batch": "{:.0f}"}
-    shown = df.drop(columns=["device"], errors="ignore").astype(object)
+    return df
+
+
+def ablation(specs: list[str], common: dict, device) -> pd.DataFrame:
+    """For each method spec: every speed-up on, each off in turn, all off, and all on plus torch.compile."""
+    names = [n for n in SPEEDUPS if device.type == "cuda" or n not in CUDA_ONLY]
+    variants = ([("all on", (), False)] + [(f"no {n}", (n,), False) for n in names] +
+                [("all off", tuple(sorted(SPEEDUPS)), False), ("all on + torch.compile", (), True)])
+    rows = []
+    for spec in specs:
+        base = None
+        for loop, ablate, compiled in variants:
+            job = {**common, "runner": "ours", "method": spec, "ablate": list(ablate), "compile": compiled}
+            r = _measure_logged(job, f"{spec} [{loop}]")
+            if "error" in r:
+                rows.append({"method": spec, "loop": loop, "error": r["error"]})
+                continue
+            rate = r["samples"] / r["seconds"]
+            base = rate if not ablate and not compiled else base
+            row = {"method": spec, "loop": loop, "samples/s": rate, "× all on": rate / base if base else None,
+                   "real tokens/s": r["tokens"] / r["seconds"], "peak MiB": r["peak_mib"]}
+            if compiled and base:
+                row["compile s"] = r["compile_seconds"]
+                saved = 1 / base - 1 / rate  # seconds saved per sample
+                row["break-even samples"] = r["compile_seconds"] / saved if saved > 0 else float("inf")
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+FORMATS = {"samples/s": "{:.3g}", "real tokens/s": "{:,.0f}", "MFU %": "{:.2f}", "peak MiB": "{:,.0f}",
+           "batch": "{:.0f}", "compile s": "{:.1f}", "break-even samples": "{:,.0f}"}
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    shown = df.astype(object)
     for col in shown:
-        fmt = formats.get(col, "{:.2f}" if col.startswith("×") else None)
+        fmt = FORMATS.get(col, "{:.2f}" if col.startswith("×") else None)
         if fmt:
-            shown[col] = [fmt.format(v) if pd.notna(v) else "–" for v in df[col]]
-    table = tabulate(shown.fillna("–"), headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
-    out = Path(args.results)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"{args.dataset}-{device.type}"
-    (out / f"{stem}.md").write_text(f"{header}\n\nCommand: `python -m runners.bench {' '.join(sys.argv[1:])}`\n"
-                                    f"Versions: {env.versions()}; git {env.git_state()}; {env.now()}\n\n{table}\n")
-    df.to_csv(out / f"{stem}.csv", index=False)
-    print(f"\n{header}\n\n{table}\n\nWritten: {out / stem}.md, .csv")
-    return 0
+            shown[col] = [("never" if v == float("inf") else fmt.format(v)) if pd.notna(v) else "–" for v in df[col]]
+    return tabulate(shown.fillna("–"), headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,3 +28,19 @@ def test_flops_formula_matches_gpt2_small():
     per_token = bench.matmul_flops_per_token(GPT2Config(), 128)
     assert per_token == 6 * 12 * 12 * 768 ** 2 + 12 * 12 * 768 * 128
     assert 5.0e8 < per_token < 5.3e8
+
+
+def test_ablation_measures_each_speedup_and_compile(tmp_path, tiny_model_dir, tweets_dir, cache_dir, monkeypatch):
+    monkeypatch.setattr(bench, "measure", bench.run_child)  # in this process: eight interpreter starts saved
+    out = tmp_path / "bench"
+    assert bench.main(["--model", str(tiny_model_dir), "--data-dir", str(tweets_dir), "--samples", "32",
+                       "--batch-size", "8", "--methods", "head", "--ablate", "--results", str(out)]) == 0
+    df = pd.read_csv(out / "tweets-cpu-ablation.csv")
+    cpu_speedups = ["bucketing", "dynamic_padding", "async_loss", "fused_adamw", "sdpa"]  # bf16, pinning: CUDA only
+    assert list(df.loop) == ["all on", *(f"no {n}" for n in cpu_speedups), "all off", "all on + torch.compile"]
+    assert "error" not in df and (df["samples/s"] > 0).all()
+    assert df["× all on"].iloc[0] == 1.0
+    compiled = df.iloc[-1]
+    assert compiled["compile s"] > 0 and df["compile s"].iloc[:-1].isna().all()
+    assert compiled["break-even samples"] > 0  # a count, or inf ("never") where compiling did not pay
+    assert "CUDA-only, so not measured here" in (out / "tweets-cpu-ablation.md").read_text()
