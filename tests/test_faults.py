@@ -82,13 +82,15 @@ def test_ctrl_c_cancels_the_current_run_keeps_the_finished_and_resumes(tmp_path,
     argv = _argv(tmp_path, tiny_model_dir, tweets_dir, "head,full", budget="6s")
     loud = [a for a in argv if a != "--quiet"]  # the run announcements tell when the second run starts
     proc = subprocess.Popen([sys.executable, "-m", "runners.compare", *loud], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+                            stderr=subprocess.STDOUT, start_new_session=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    for line in proc.stdout:  # wait until the second run is under way, then press Ctrl-C
-        if line.startswith("full seed 0: training"):
-            time.sleep(3)
-            os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
-            break
+    seen = b""
+    while b"full seed 0: training" not in seen or b"full:" not in seen.split(b"full seed 0: training")[-1]:
+        chunk = os.read(proc.stdout.fileno(), 4096)  # tqdm redraws with \r: read bytes, not lines
+        assert chunk, seen.decode(errors="replace")[-2000:]
+        seen += chunk
+    time.sleep(1)  # the second run's progress bar is up: it is training; now press Ctrl-C
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
     assert proc.wait(timeout=120) == 130
     recs = _records(tmp_path)
     assert recs["head"]["status"] == "ok" and recs["full"]["status"] == "cancelled"
