@@ -92,9 +92,8 @@ def run_child(job: dict) -> dict:
         cfg = RunConfig(method=job["method"], seed=0, budget=f"{job['samples']}samples",
                         batch_size=job["batch_size"], max_length=job["max_length"], checkpoints=(1.0,),
                         device=job["device"], ablate=tuple(job.get("ablate", ())), compile=job.get("compile", False))
-        attention = "eager" if "sdpa" in cfg.ablate else "sdpa"
         model = method.build(ModelContext(job["model_dir"], job["num_labels"], job["pad_id"], device,
-                                          attention=attention))
+                                          attention=cfg.attention))
         res = train(model, method, data, cfg, lr=method.params.lr, pad_id=job["pad_id"],
                     num_labels=job["num_labels"], device=device, flops=flops.measure(model, device), quiet=True)
         trainable, total = env.count_parameters(model)

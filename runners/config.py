@@ -68,6 +68,15 @@ class RunConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def speedup(self, name: str) -> bool:
+        """Whether the loop's speed-up `name` (runners.speedups) is on, i.e. not ablated."""
+        return name not in self.ablate
+
+    @property
+    def attention(self) -> str:
+        """transformers' attn_implementation for this run."""
+        return "sdpa" if self.speedup("sdpa") else "eager"
+
     def key(self) -> dict:
         """What identifies the run: the config, less the fields added later while at their defaults, so that
         the ids of runs recorded before those fields existed still hold."""

@@ -57,7 +57,7 @@ def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg
     train_split = data["train"]
     n_train, lengths = len(train_split), train_split.lengths
     micro = micro_batch or cfg.batch_size
-    on = {name: name not in cfg.ablate for name in SPEEDUPS}
+    on = {name: cfg.speedup(name) for name in SPEEDUPS}
     batches = length_grouped_batches if on["bucketing"] else shuffled_batches
     log_every = LOG_EVERY if on["async_loss"] else 1
     collate = Collator(train_split, pad_id, method.padding_side, device, pin=on["pinned_memory"],

@@ -47,7 +47,7 @@ def run(job: dict) -> dict:
     set_seed(cfg.seed)  # before loading: the new head's initial weights come from this seed
     ctx = ModelContext(job["model"]["path"], job["num_labels"], job["pad_id"], device,
                        use_safetensors=job["model_identity"].get("use_safetensors", True),
-                       attention="eager" if "sdpa" in cfg.ablate else "sdpa")
+                       attention=cfg.attention)
     model = method.build(ctx)
     trainable, total = env.count_parameters(model)
     flop_model = flops.measure(model, device)
@@ -55,10 +55,10 @@ def run(job: dict) -> dict:
     if cfg.memory_cap and device.type == "cuda":
         memory.enforce_cap(memory.parse_size(cfg.memory_cap), device)
         collate = Collator(data["train"], ctx.pad_token_id, method.padding_side, device,
-                           pad_to=cfg.max_length if "dynamic_padding" in cfg.ablate else None)
+                           pad_to=None if cfg.speedup("dynamic_padding") else cfg.max_length)
         micro = memory.fit_micro_batch(model, collate, data["train"].lengths, cfg.batch_size,
                                        memory.adamw_state_bytes(model), device,
-                                       autocast_for(device, "bf16" not in cfg.ablate))
+                                       autocast_for(device, cfg.speedup("bf16")))
         cap_enforced = True
         env.reset_peak_memory(device)  # the probe's peak is not the run's
     result = train(model, method, data, cfg, lr=method.params.lr, pad_id=ctx.pad_token_id,
@@ -67,7 +67,7 @@ def run(job: dict) -> dict:
     spent = result.spent
     start = time.perf_counter()
     test = evaluate(model, data["test"], Collator(data["test"], ctx.pad_token_id, method.padding_side, device),
-                    cfg.eval_batch_size, device, ctx.num_labels, "bf16" not in cfg.ablate)
+                    cfg.eval_batch_size, device, ctx.num_labels, cfg.speedup("bf16"))
     test_seconds = time.perf_counter() - start
     peak = env.peak_memory(device)
     peak_mib = peak["peak_mib"]

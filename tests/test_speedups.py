@@ -28,10 +28,9 @@ def data(tiny_model_dir):
 
 def fit(tiny_model_dir, data, spec="full", budget="2epochs", **cfg):
     method = methods.parse_spec(spec).method
-    torch.manual_seed(0)
-    attention = "eager" if "sdpa" in cfg.get("ablate", ()) else "sdpa"
-    model = method.build(ModelContext(str(tiny_model_dir), 2, 50256, CPU, attention=attention))
     config = RunConfig(method=spec, seed=0, budget=budget, batch_size=4, max_length=24, **cfg)
+    torch.manual_seed(0)
+    model = method.build(ModelContext(str(tiny_model_dir), 2, 50256, CPU, attention=config.attention))
     res = train(model, method, data, config, lr=1e-3, pad_id=50256, num_labels=2, device=CPU,
                 flops=flops.measure(model, CPU), quiet=True)
     return res, model
@@ -55,6 +54,7 @@ def test_loop_fields_leave_earlier_run_ids_alone():
     assert "ablate" not in plain.key() and "compile" not in plain.key()
     slow = RunConfig(method="head", seed=0, ablate=("sdpa",), compile=True)
     assert slow.key()["ablate"] == ("sdpa",) and slow.key()["compile"] is True
+    assert (plain.attention, slow.attention) == ("sdpa", "eager")
     assert slow.experiment() == plain.experiment()  # the same comparison, run another way: one table
 
 
