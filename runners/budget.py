@@ -12,7 +12,7 @@ _TIME = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60, "min":
 _COUNTS = {"epoch": "epochs", "epochs": "epochs", "step": "steps", "steps": "steps", "sample": "samples",
            "samples": "samples", "token": "tokens", "tokens": "tokens", "flop": "flops", "flops": "flops"}
 _PREFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "p": 1e15, "e": 1e18}
-_PATTERN = re.compile(r"^\s*(\d+(?:\.\d*)?(?:e[+-]?\d+)?)\s*([a-z]+)\s*$", re.IGNORECASE)
+_PATTERN = re.compile(r"^\s*([-+]?\d+(?:\.\d*)?(?:e[+-]?\d+)?)\s*([a-z]+)\s*$", re.IGNORECASE)
 HELP = "N followed by epochs, steps, samples, tokens, flops (k/M/G/T/P prefixes) or s/m/h"
 
 

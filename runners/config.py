@@ -14,9 +14,14 @@ from runners.errors import UserError
 class RunConfig:
     method: str  # the spec as typed, NAME[:key=value...]; also the table's row label
     seed: int  # model init, dropout and batch order; the data split uses `split_seed`
-    dataset: str = "tweets"
+    dataset: str = "tweets"  # a built-in name, a hub dataset id, or any name for a local data_dir
     data_dir: str | None = None  # None: the hub dataset
+    text_column: str = "text"
+    label_column: str = "label"
+    splits: tuple[str, ...] | None = None  # a hub dataset's train and test split names; None: train, test
+    data_revision: str | None = None  # hub dataset revision asked for (the commit read is in the record's data)
     model: str = "gpt2"  # hub id or local folder
+    revision: str | None = None  # hub model revision asked for (the commit read is in the record's model)
     budget: str = "1epoch"
     batch_size: int = 32
     eval_batch_size: int = 128  # inference keeps no activations for backward, so it fits a larger batch
@@ -88,13 +93,14 @@ class RunConfig:
 
     def experiment(self) -> dict:
         """Everything but the method, the seed and how the loop ran: runs sharing it belong in one table."""
-        d = self.to_dict()
+        d = self.key()
         for name in ("method", "seed", "ablate", "compile"):
-            del d[name]
+            d.pop(name, None)
         return d
 
 
-_LATER_FIELDS = {"ablate": (), "compile": False}
+_LATER_FIELDS = {"ablate": (), "compile": False, "text_column": "text", "label_column": "label", "splits": None,
+                 "data_revision": None, "revision": None}
 
 
 def stable_hash(obj: object, n: int = 12) -> str:

@@ -96,9 +96,21 @@ def peak_memory(device: torch.device) -> dict:
     if device.type == "cuda":
         return {"kind": "cuda_max_allocated", "peak_mib": torch.cuda.max_memory_allocated(device) / MiB,
                 "cuda_max_reserved_mib": torch.cuda.max_memory_reserved(device) / MiB}
-    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    rss = rss_kib if sys.platform == "darwin" else rss_kib * 1024
-    return {"kind": "cpu_peak_rss", "peak_mib": rss / MiB}
+    return {"kind": "cpu_peak_rss", "peak_mib": peak_rss_bytes() / MiB}
+
+
+def peak_rss_bytes() -> int:
+    """This process's own peak resident set. Linux's `VmHWM` is the process's alone; `ru_maxrss` is kept across
+    fork and exec, so a run started by a large parent would report the parent's peak (measured: a head run recorded
+    exactly its parent's 1,563.7 MiB). `ru_maxrss` only where /proc is missing (macOS)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss if sys.platform == "darwin" else rss * 1024
 
 
 def now() -> str:

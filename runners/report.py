@@ -6,24 +6,32 @@ import sys
 from pathlib import Path
 
 from runners.errors import UserError
+from runners.records import DEFAULT_RESULTS
 from runners.tables import write_tables
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m runners.report", description=__doc__)
-    p.add_argument("--results", default="results", help="folder holding <dataset>/runs/*.json (default results/)")
-    p.add_argument("--dataset", default="tweets")
+    p.add_argument("--results", default=DEFAULT_RESULTS,
+                   help=f"folder holding <dataset>/runs/*.json (default {DEFAULT_RESULTS}/; the committed showcase "
+                        f"is results/)")
+    p.add_argument("--dataset", help="the dataset folder to rebuild (default: every one that has runs/)")
     p.add_argument("--target-accuracy", type=float,
                    help="validation accuracy for the budget-to-reach column (default: 95%% of the best final)")
     args = p.parse_args(argv)
+    results = Path(args.results)
+    datasets = [args.dataset] if args.dataset else sorted(d.parent.name for d in results.glob("*/runs") if d.is_dir())
     try:
-        rendered = write_tables(Path(args.results), args.dataset, args.target_accuracy)
+        if not datasets:
+            raise UserError(f"no records under {results}: run `python -m runners.compare` first")
+        for dataset in datasets:
+            rendered = write_tables(results, dataset, args.target_accuracy)
+            for eid, text in rendered.items():
+                print(f"## Experiment {eid}\n\n{text}")
+            print(f"Tables: {results / dataset}/comparison.md, comparison.csv\n")
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for eid, text in rendered.items():
-        print(f"## Experiment {eid}\n\n{text}")
-    print(f"Tables: {Path(args.results) / args.dataset}/comparison.md, comparison.csv")
     return 0
 
 

@@ -6,11 +6,14 @@ import pytest
 
 from runners.data import load_splits
 from runners.errors import UserError
+from runners.sources import resolve_source
 
 
 def load(path, **kw):
     args = {"val_fraction": 0.1, "train_limit": None, "eval_limit": None, "seed": 0, "log": lambda *_: None}
-    return load_splits(kw.pop("dataset", "tweets"), str(path), **{**args, **kw})
+    source = resolve_source(kw.pop("dataset", None), str(path), text_column=kw.pop("text_column", "text"),
+                            label_column=kw.pop("label_column", "label"))
+    return load_splits(source, **{**args, **kw})
 
 
 def test_tweets_fixture(tweets_dir):
@@ -34,17 +37,97 @@ def test_limits_are_seeded_and_stratified(tweets_dir):
     assert c.identity["content_sha256"]["train"] != a.identity["content_sha256"]["train"]
 
 
-def test_imdb_without_label_text_takes_the_dataset_names(imdb_dir):
-    s = load(imdb_dir, dataset="imdb")
+def test_imdb_without_label_text_takes_the_dataset_names_only_when_named(imdb_dir):
+    said = []
+    s = load(imdb_dir, dataset="imdb", log=said.append)
     assert s.label_names == ("neg", "pos") and s.num_labels == 2
+    assert any("using imdb's, 0=neg, 1=pos" in m for m in said)
+    assert load(imdb_dir).label_names == ("0", "1")  # a folder named imdb is not a claim that it is IMDB
 
 
-@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_integer_labels_without_names_are_numbered_never_a_built_in_datasets(tmp_path, tweets_dir):
+    for k in (3, 4):
+        df = pd.read_parquet(tweets_dir / "train.parquet").drop(columns="label_text")
+        df = df.assign(label=[i % k for i in range(len(df))])
+        for split in ("train", "test"):
+            df.to_parquet(tmp_path / f"{split}.parquet")
+        said = []
+        s = load(tmp_path, log=said.append)
+        assert s.label_names == tuple(str(i) for i in range(k)), k
+        assert f"labels are integers without names: calling them 0..{k - 1} (--label-names to name them)" in said
+    assert load(tmp_path, label_names=("a", "b", "c", "d")).label_names == ("a", "b", "c", "d")
+    with pytest.raises(UserError, match="3 label names"):
+        load(tmp_path, label_names=("a", "b", "c"))
+
+
+def test_own_columns_tsv_and_class_counts(tmp_path, tweets_dir):
+    """A Kaggle-style file: other column names, string labels, tab-separated."""
+    for split in ("train", "test"):
+        df = pd.read_parquet(tweets_dir / f"{split}.parquet")
+        df = df.rename(columns={"text": "review"}).assign(sentiment=df.label_text).drop(columns=["label", "label_text"])
+        df.to_csv(tmp_path / f"{split}.tsv", sep="\t", index=False)
+    with pytest.raises(UserError, match=r"lacks column\(s\) text, label; it has .*review.*--text-column"):
+        load(tmp_path)
+    s = load(tmp_path, text_column="review", label_column="sentiment")
+    assert s.label_names == ("negative", "neutral", "positive") and len(s.test) == 90
+    assert s.identity["text_column"] == "review" and s.identity["dataset"] == tmp_path.name
+    assert [sum(c) for c in s.identity["class_counts"].values()] == [216, 24, 90]
+
+
+def test_a_folder_with_two_train_files_is_ambiguous(tmp_path, tweets_dir):
+    for split in ("train", "test"):
+        pd.read_parquet(tweets_dir / f"{split}.parquet").to_parquet(tmp_path / f"{split}.parquet")
+    pd.read_parquet(tweets_dir / "train.parquet").to_csv(tmp_path / "train.csv", index=False)
+    with pytest.raises(UserError, match="holds train.csv and train.parquet: which is the train split"):
+        load(tmp_path)
+
+
+def test_train_limit_below_the_classes_is_refused(tweets_dir):
+    with pytest.raises(UserError, match="--train-limit 2 is below the 3 classes"):
+        load(tweets_dir, train_limit=2)
+
+
+def test_a_hub_dataset_by_id_with_its_columns_and_a_held_out_test(monkeypatch, tweets_dir):
+    """Any hub id: the commit is pinned before loading, and a dataset without a test split gets one held out."""
+    import datasets
+    import huggingface_hub
+
+    train = pd.read_parquet(tweets_dir / "train.parquet").rename(columns={"text": "sentence"})
+    asked = {}
+
+    class Api:
+        def dataset_info(self, repo, revision=None):
+            asked["info"] = (repo, revision)
+            return type("Info", (), {"sha": "c0ffee"})()
+
+    def load_dataset(repo, revision=None):
+        asked["load"] = (repo, revision)
+        return datasets.DatasetDict({"train": datasets.Dataset.from_pandas(train, preserve_index=False)})
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", Api)
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    source = resolve_source("someone/tweets-like", None, text_column="sentence", revision="v1")
+    said = []
+    s = load_splits(source, val_fraction=0.1, train_limit=None, eval_limit=None, seed=0, log=said.append)
+    assert asked == {"info": ("someone/tweets-like", "v1"), "load": ("someone/tweets-like", "c0ffee")}
+    assert source.name == "someone__tweets-like"
+    assert s.identity["commit"] == "c0ffee" and s.identity["source"] == "hub:someone/tweets-like"
+    assert any("has no 'test' split: held out" in m for m in said)
+    assert len(s.train) + len(s.validation) + len(s.test) == len(train) - 1  # one empty text dropped
+    with pytest.raises(UserError, match="has no split 'dev'"):
+        load_splits(resolve_source("someone/tweets-like", None, splits="train,dev"), val_fraction=0.1,
+                    train_limit=None, eval_limit=None, seed=0, log=said.append)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "tsv"])
 def test_other_formats(tmp_path, tweets_dir, fmt):
     for split in ("train", "test"):
         df = pd.read_parquet(tweets_dir / f"{split}.parquet")
         path = tmp_path / f"{split}.{fmt}"
-        df.to_csv(path, index=False) if fmt == "csv" else df.to_json(path, orient="records", lines=True)
+        if fmt == "jsonl":
+            df.to_json(path, orient="records", lines=True)
+        else:
+            df.to_csv(path, index=False, sep="\t" if fmt == "tsv" else ",")
     assert len(load(tmp_path).test) == 90
 
 
@@ -53,5 +136,5 @@ def test_folder_errors(tmp_path, tweets_dir):
         load(tmp_path / "nope")
     with pytest.raises(UserError, match="no train file"):
         load(tmp_path)
-    with pytest.raises(UserError, match="unknown dataset 'sst2'"):
-        load(tweets_dir, dataset="sst2")
+    with pytest.raises(UserError, match="names the results folder"):
+        load(tweets_dir, dataset="my data/v1")

@@ -41,3 +41,46 @@ def test_markdown_bolds_only_the_clear_winner():
 def test_pareto_front():
     points = [(1.0, 0.5, "cheap"), (2.0, 0.4, "dominated"), (3.0, 0.7, "best"), (4.0, 0.7, "costlier tie")]
     assert [p[2] for p in pareto_front(points)] == ["cheap", "best"]
+
+
+def _record(method, curve, target_budget="8steps", checkpoints=(0.125, 0.25, 0.5, 1.0)):
+    return {"status": "ok", "experiment_id": "e", "config": {"method": method, "seed": 0, "budget": target_budget,
+                                                            "checkpoints": list(checkpoints), "batch_size": 4,
+                                                            "max_length": 8, "model": "x"},
+            "metrics": {"accuracy": 0.5, "majority_baseline": 0.4},
+            "measurements": {"trainable_params": 1, "total_params": 2, "peak_memory_mib": 1.0, "train_seconds": 1.0},
+            "curve": [{"fraction": f, "steps": s, "val_accuracy": a} for f, s, a in curve]}
+
+
+def test_a_checkpoint_not_reached_on_its_own_is_not_filled_from_a_later_one():
+    from runners.tables import TO_TARGET, summarize
+
+    # 4 steps: 1/8 of the budget is half a step, so the first evaluation (step 1) is the 1/4 checkpoint's
+    few = _record("few", [(0.25, 1, 0.4), (0.5, 2, 0.5), (1.0, 4, 0.6)], "4steps")
+    many = _record("many", [(0.125, 1, 0.3), (0.25, 2, 0.4), (0.5, 4, 0.5), (1.0, 8, 0.6)])
+    df, cols = summarize([few], target=0.5)
+    row = df.iloc[0]
+    assert pd.isna(row["val acc @1/8"]) and row["val acc @1/4"] == 0.4 and row["val acc @1/2"] == 0.5
+    assert row[TO_TARGET] == 2  # steps at the first checkpoint reaching 0.5
+    row = summarize([many], target=0.5)[0].iloc[0]
+    assert (row["val acc @1/8"], row["val acc @1/4"]) == (0.3, 0.4)
+
+
+def test_the_budget_to_target_column_has_one_name_whatever_the_target(tmp_path):
+    import json
+
+    from runners.tables import write_tables
+
+    runs = tmp_path / "d" / "runs"
+    runs.mkdir(parents=True)
+    for i, (budget, curve) in enumerate([("8steps", [(0.5, 4, 0.5), (1.0, 8, 0.6)]),
+                                         ("16steps", [(0.5, 8, 0.7), (1.0, 16, 0.9)])]):
+        r = _record("m", curve, budget, checkpoints=(0.5, 1.0))
+        r.update(experiment_id=f"e{i}", run_id=f"m-{i}", timestamp=f"2026-01-0{i + 1}",
+                 model={"name": "x"}, data={"dataset": "d", "source": "dir:/x", "rows": {"train": 1, "validation": 1,
+                                                                                        "test": 1}})
+        (runs / f"m-{i}.json").write_text(json.dumps(r))
+    write_tables(tmp_path, "d")
+    df = pd.read_csv(tmp_path / "d" / "comparison.csv")
+    assert "budget to target" in df and sorted(df["target val acc"].round(3)) == [0.57, 0.855]
+    assert set(df["budget unit"]) == {"steps"}
