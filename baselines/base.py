@@ -1,0 +1,167 @@
+"""The baseline contract (fit on texts, predict probabilities), its registry and its `NAME[:key=value...]` specs."""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib.util
+import re
+import time
+import typing
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from methods.registry import SpecError, _convert
+from methods.registry import registered as registered_methods
+
+_REGISTRY: dict[str, type[Baseline]] = {}
+_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")  # unlike methods, a hyphen is allowed: `w2v-logreg`
+INSTALL_HINT = "pip install -e '.[baselines]'"
+
+
+@dataclass
+class BaselineParams:
+    """Hyperparameters of a baseline. Subclasses declare theirs with `hp(default, help)`."""
+
+
+class Baseline(ABC):
+    """A classical text classifier trained from scratch on the training texts, beside the fine-tuning methods.
+
+    The runner calls `fit(texts, labels, seed, num_labels)` once, then `predict_proba(texts)` on the test texts,
+    and reads `fit_seconds`, `predict_seconds` and `describe()`. A subclass only says how to `build` its
+    scikit-learn estimator; fitting, timing and the label-ordered probability columns are done here.
+    """
+
+    name: ClassVar[str] = ""  # set by @register; the CLI token and registry key
+    summary: ClassVar[str] = ""  # one line for `--list`
+    Params: ClassVar[type[BaselineParams]] = BaselineParams
+    needs: ClassVar[tuple[str, ...]] = ()  # optional modules (from the `baselines` extra) it imports
+
+    def __init__(self, params: BaselineParams | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+        self.model: Any = None  # the fitted estimator, after `fit`
+        self.num_labels = 0
+        self.fit_seconds = self.predict_seconds = 0.0  # wall time, s
+
+    @abstractmethod
+    def build(self, seed: int) -> Any:
+        """A fresh scikit-learn estimator (usually a Pipeline over raw texts) whose every random part uses `seed`."""
+
+    def fit(self, texts: list[str], labels: np.ndarray, seed: int, num_labels: int | None = None) -> None:
+        """Train on `texts` with integer `labels` in 0..K-1. Give `num_labels` (K) when train may lack a class;
+        by default K is the largest label + 1. The same seed and data give identical probabilities."""
+        labels = np.asarray(labels)
+        if len(texts) != len(labels):
+            raise ValueError(f"{self.name}: {len(texts)} texts but {len(labels)} labels")
+        if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+            raise ValueError(f"{self.name}: labels must be integers 0..K-1, got dtype {labels.dtype}")
+        self.num_labels = int(num_labels if num_labels is not None else labels.max() + 1)
+        if labels.max() >= self.num_labels:
+            raise ValueError(f"{self.name}: label {labels.max()} is outside 0..{self.num_labels - 1}")
+        if len(np.unique(labels)) < 2:
+            raise ValueError(f"{self.name}: needs at least two classes in train, got {np.unique(labels).tolist()}")
+        start = time.perf_counter()
+        self.model = self.build(seed)
+        self.model.fit(list(texts), labels)
+        self.fit_seconds = time.perf_counter() - start
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """An n × K array of class probabilities, rows summing to 1, column k for label k. A class absent from
+        train gets a column of zeros: the classifier never saw it, so it never predicts it."""
+        if self.model is None:
+            raise RuntimeError(f"{self.name}: predict_proba before fit")
+        start = time.perf_counter()
+        seen = self.model.predict_proba(list(texts))
+        proba = np.zeros((len(texts), self.num_labels), dtype=np.float64)
+        proba[:, self.model.classes_] = seen  # scikit-learn orders columns by the labels it saw in fit
+        self.predict_seconds = time.perf_counter() - start
+        return proba
+
+    def describe(self) -> dict[str, Any]:
+        """The resolved hyperparameters, as stored in every record."""
+        return dataclasses.asdict(self.params)
+
+    @classmethod
+    def missing(cls) -> list[str]:
+        """The optional modules this baseline needs that are not installed."""
+        return [module for module in cls.needs if importlib.util.find_spec(module) is None]
+
+
+def register(name: str):
+    """Class decorator: `@register("tfidf")` makes the baseline available by that name."""
+
+    def decorate(cls: type[Baseline]) -> type[Baseline]:
+        if not _NAME.match(name):
+            raise ValueError(f"baseline name {name!r} must be lowercase letters, digits, _ and -")
+        if name in _REGISTRY:
+            raise ValueError(f"baseline {name!r} is already registered by {_REGISTRY[name].__qualname__}")
+        if name in registered_methods():  # one `--methods` list names both kinds
+            raise ValueError(f"baseline {name!r} has the name of a fine-tuning method")
+        if not (isinstance(cls, type) and issubclass(cls, Baseline)):
+            raise TypeError(f"@register({name!r}) must decorate a Baseline subclass")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def registered() -> dict[str, type[Baseline]]:
+    """Every registered baseline, by name."""
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get(name: str) -> type[Baseline]:
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, _REGISTRY, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise SpecError(f"unknown baseline {name!r}.{hint} Registered: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    """A parsed `NAME[:key=value...]`: the label shown in tables, and the baseline built from it."""
+
+    label: str
+    baseline: Baseline
+
+    @property
+    def name(self) -> str:
+        return self.baseline.name
+
+
+def parse_spec(text: str) -> BaselineSpec:
+    """`tfidf:C=4` → a BaselineSpec; values typed as in method specs, mistakes a one-line SpecError."""
+    label = text.strip()
+    name, *pairs = label.split(":")
+    if not name:
+        raise SpecError(f"empty baseline name in spec {text!r}")
+    cls = get(name)
+    if missing := cls.missing():
+        raise SpecError(f"{name} needs {', '.join(missing)}: {INSTALL_HINT}")
+    return BaselineSpec(label=label, baseline=cls(parse_params(label, name, cls.Params, pairs)))
+
+
+def parse_params(label: str, name: str, params_cls: type, pairs: list[str]) -> Any:
+    """Build `params_cls` from `key=value` texts, as methods.registry.parse_spec does; a candidate to share with it."""
+    fields = [f.name for f in dataclasses.fields(params_cls)]
+    types = typing.get_type_hints(params_cls)
+    values: dict[str, object] = {}
+    for pair in pairs:
+        key, eq, raw = pair.partition("=")
+        if not eq or not key:
+            raise SpecError(f"{label}: expected key=value, got {pair!r}")
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise SpecError(f"{label}: unknown parameter {key!r} for {name}.{hint} Allowed: {', '.join(fields)}")
+        if key in values:
+            raise SpecError(f"{label}: {key!r} given twice")
+        values[key] = _convert(label, key, raw, types[key])
+    try:
+        return params_cls(**values)
+    except (ValueError, TypeError) as e:
+        raise SpecError(f"{label}: {e}") from None
