@@ -125,8 +125,9 @@ def bench(args: argparse.Namespace) -> int:
     from transformers import AutoConfig
 
     from runners.batches import default_cache_dir, tokenize_cached
-    from runners.data import dataset_info, load_splits
+    from runners.data import load_splits
     from runners.models import load_tokenizer, resolve_model
+    from runners.sources import resolve_source
 
     if bool(args.model) == bool(args.model_shape):
         raise UserError("give one of --model or --model-shape gpt2")
@@ -134,9 +135,9 @@ def bench(args: argparse.Namespace) -> int:
     model_dir = str(gpt2_shape(args.tokenizer, cache) if args.model_shape else resolve_model(args.model)["path"])
     model_name = "GPT-2-small shape, random weights" if args.model_shape else args.model
     config = AutoConfig.from_pretrained(model_dir)
-    max_length = args.max_length or min(dataset_info(args.dataset).max_length, config.n_positions)
-    splits = load_splits(args.dataset, args.data_dir, val_fraction=0.05, train_limit=None, eval_limit=64, seed=0,
-                         log=lambda *_: None)
+    source = resolve_source(args.dataset, args.data_dir)
+    max_length = args.max_length or min(source.default_max_length, config.n_positions)
+    splits = load_splits(source, val_fraction=0.05, train_limit=None, eval_limit=64, seed=0, log=lambda *_: None)
     tokenizer = load_tokenizer(model_dir)
     tokens = tokenize_cached({"train": splits.train, "validation": splits.validation, "test": splits.test},
                              tokenizer, max_length, {"tokenizer": model_dir, "data": splits.identity["content_sha256"]},

@@ -2,27 +2,29 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shlex
-import subprocess
 import sys
 import tempfile
-import time
+import traceback
 from pathlib import Path
 
 from methods import SpecError, parse_specs, registered
 from runners import environment as env
-from runners.batches import default_cache_dir, tokenize_cached
+from runners import estimate
+from runners.batches import default_cache_dir, load_tokenized, tokenize_cached
 from runners.budget import Budget
 from runners.config import RunConfig, stable_hash
-from runners.data import DATASETS, dataset_info, load_splits
+from runners.data import load_splits
 from runners.errors import UserError
-from runners.memory import parse_size
+from runners.executor import ExitCode, Stopped, SubprocessExecutor, stop_on_signals
 from runners.models import load_tokenizer, resolve_model
-from runners.records import SCHEMA, base_record, read_record, run_id, runs_dir, write_json_atomic
+from runners.records import DEFAULT_RESULTS, SCHEMA, read_record, run_id, runs_dir
+from runners.sources import BUILT_IN, resolve_source
 from runners.speedups import SPEEDUPS, parse_ablate
 from runners.tables import write_tables
+
+# Where the runs execute: each in its own process, in order. The one seam to swap (tests run them in-process).
+Executor = SubprocessExecutor
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,9 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", help="comma-separated specs NAME[:key=value...]; --list shows the names and keys")
     p.add_argument("--list", action="store_true", help="print every registered method and exit")
     p.add_argument("--markdown", action="store_true", help="with --list: print a markdown table (for the README)")
-    p.add_argument("--dataset", default="tweets", help=f"one of {', '.join(DATASETS)} (default tweets)")
-    p.add_argument("--data-dir", help="read DIR/train.* and DIR/test.* (parquet, csv or jsonl) instead of the hub")
+    p.add_argument("--dataset", help=f"built in: {', '.join(BUILT_IN)} (default tweets); any hub dataset id; or, "
+                                     f"with --data-dir, any name (default: the folder's name)")
+    p.add_argument("--data-dir", help="read DIR/train.* and DIR/test.* (parquet, csv, tsv or jsonl) instead of the hub")
+    p.add_argument("--text-column", default="text", help="the column holding the texts (default text)")
+    p.add_argument("--label-column", default="label", help="the column holding the labels (default label)")
+    p.add_argument("--label-names", help="comma-separated names of integer labels 0..K-1 (default: from the data)")
+    p.add_argument("--splits", help="a hub dataset's TRAIN,TEST split names (default train,test; without a test "
+                                    "split, one is held out like validation)")
+    p.add_argument("--data-revision", help="hub dataset revision to pin (branch, tag or commit)")
     p.add_argument("--model", default="gpt2", help="hub id or local folder with safetensors (default gpt2)")
+    p.add_argument("--revision", help="hub model revision to pin (branch, tag or commit)")
     p.add_argument("--allow-pickle", action="store_true",
                    help="load a local model folder that has only pickle *.bin weights (runs code from the file)")
     p.add_argument("--budget", default="1epoch",
@@ -54,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                         + ", ".join(SPEEDUPS))
     p.add_argument("--compile", action="store_true",
                    help="torch.compile each model; compile time is recorded apart from training time")
-    p.add_argument("--results", default="results", help="folder for records and tables (default results/)")
+    p.add_argument("--results", default=DEFAULT_RESULTS,
+                   help=f"folder for records and tables (default {DEFAULT_RESULTS}/, which git ignores)")
     p.add_argument("--cache-dir", default=default_cache_dir(),
                    help="where tokenized data is cached (env PEFT_LAB_CACHE)")
     p.add_argument("--target-accuracy", type=float,
@@ -86,25 +97,39 @@ def compare(args: argparse.Namespace, command: str) -> int:
         return 0
     specs = parse_specs(args.methods or "")
     seeds = _parse_ints(args.seeds, "--seeds")
-    Budget.parse(args.budget)
     checkpoints = _parse_fractions(args.checkpoints)
-    if args.memory_cap:
-        parse_size(args.memory_cap)
     ablate = parse_ablate(args.ablate)
-    dataset_info(args.dataset)  # a mistyped name fails here, before a results folder is made for it
+    device = env.resolve_device(args.device)  # --device cuda without CUDA is refused here, not in every run
+    source = resolve_source(args.dataset, args.data_dir, text_column=args.text_column,
+                            label_column=args.label_column, splits=args.splits, revision=args.data_revision)
+    label_names = tuple(n.strip() for n in args.label_names.split(",")) if args.label_names else None
+    settings = dict(dataset=source.name, data_dir=args.data_dir, model=args.model, budget=args.budget,
+                    batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, lr=args.lr,
+                    train_limit=args.train_limit, eval_limit=args.eval_limit, val_fraction=args.val_fraction,
+                    checkpoints=checkpoints, test_each_checkpoint=args.test_each_checkpoint,
+                    memory_cap=args.memory_cap, device=args.device, ablate=ablate, compile=args.compile,
+                    text_column=source.text_column, label_column=source.label_column,
+                    splits=source.splits if source.hub_id else None, revision=args.revision,
+                    data_revision=args.data_revision)
+    # Every setting is checked before the minutes of loading (a bad --eval-limit, --val-fraction, budget...).
+    RunConfig(method=specs[0].label, seed=seeds[0], max_length=args.max_length or source.default_max_length,
+              **settings)
     results = Path(args.results)
-    folder = runs_dir(results, args.dataset)
+    folder = runs_dir(results, source.name)
     _check_writable(folder)  # before the minutes of loading, not after
-    model = resolve_model(args.model, allow_pickle=args.allow_pickle)
-    max_length = _max_length(args, model["n_positions"])
-    log = (lambda *_: None) if args.quiet else print
-    splits = load_splits(args.dataset, args.data_dir, val_fraction=args.val_fraction, train_limit=args.train_limit,
-                         eval_limit=args.eval_limit, seed=0, log=print)  # data notes, even --quiet
+    model = resolve_model(args.model, allow_pickle=args.allow_pickle, revision=args.revision)
+    max_length = _max_length(args.max_length, source.default_max_length, model["n_positions"])
+    splits = load_splits(source, val_fraction=args.val_fraction, train_limit=args.train_limit,
+                         eval_limit=args.eval_limit, seed=0, label_names=label_names, log=print)  # even --quiet
+    if len(splits.train) < args.batch_size:
+        print(f"warning: {len(splits.train)} training rows are fewer than one batch of {args.batch_size}: "
+              f"every step sees the whole training set", file=sys.stderr)
     tokenizer = load_tokenizer(model["path"])
+    key = {"model": model["weights_sha256"], "tokenizer": model["files_sha256"],
+           "data": splits.identity["content_sha256"]}
     tokens = tokenize_cached({"train": splits.train, "validation": splits.validation, "test": splits.test},
-                             tokenizer, max_length, {"model": model["weights_sha256"], "tokenizer": model["path"],
-                                                     "data": splits.identity["content_sha256"]},
-                             Path(args.cache_dir).expanduser())
+                             tokenizer, max_length, key, Path(args.cache_dir).expanduser())
+    _warn_if_truncating(tokens, max_length)
     majority = int(splits.train.label.mode()[0])
     job_common = {
         "schema": SCHEMA, "tokens": str(tokens), "model": {"path": model["path"]}, "model_identity": model,
@@ -113,78 +138,69 @@ def compare(args: argparse.Namespace, command: str) -> int:
         "majority_baseline": float((splits.test.label == majority).mean()),
         "git": env.git_state(), "command": command, "quiet": args.quiet,
     }
-    identity = {"model": model["weights_sha256"], "data": splits.identity["content_sha256"]}
-    if args.memory_cap and env.resolve_device(args.device).type != "cuda":
+    identity = {"model": model["weights_sha256"], "model_files": model["files_sha256"],
+                "data": splits.identity["content_sha256"]}
+    if args.memory_cap and device.type != "cuda":
         print("note: --memory-cap is not enforced on the CPU; runs use the memory they need", file=sys.stderr)
+    plan = []  # (label, seed, job): the runs this command will train, in order
     experiment_id = None
-    status = 0
     for spec in specs:
         for seed in seeds:
-            cfg = RunConfig(method=spec.label, seed=seed, dataset=args.dataset, data_dir=args.data_dir,
-                            model=args.model, budget=args.budget, batch_size=args.batch_size,
-                            eval_batch_size=args.eval_batch_size, lr=args.lr, max_length=max_length,
-                            train_limit=args.train_limit, eval_limit=args.eval_limit,
-                            val_fraction=args.val_fraction, checkpoints=checkpoints,
-                            test_each_checkpoint=args.test_each_checkpoint, memory_cap=args.memory_cap,
-                            device=args.device, ablate=ablate, compile=args.compile)
+            cfg = RunConfig(method=spec.label, seed=seed, max_length=max_length, **settings)
             experiment_id = stable_hash({**cfg.experiment(), **identity})
             rid = run_id(spec.label, seed, stable_hash({**cfg.key(), **identity}))
             path = folder / f"{rid}.json"
             existing = read_record(path)
             if existing and existing["status"] == "ok" and not args.rerun:
-                log(f"{spec.label} seed {seed}: ok record exists ({path.name}), skipped; --rerun to run again")
+                print(f"{spec.label} seed {seed}: ok record exists ({path.name}), skipped; --rerun to run again")
                 continue
-            log(f"{spec.label} seed {seed}: training ({rid})")
-            job = {**job_common, "config": cfg.to_dict(), "run_id": rid, "experiment_id": experiment_id,
-                   "record_path": str(path)}
-            code = _run_child(job, path)
-            if code == 130:
-                status = 130
-                break
-        if status:
-            break
-    rendered = write_tables(results, args.dataset, args.target_accuracy)
-    if experiment_id in rendered:
-        print(f"\n{rendered[experiment_id]}\nTables: {results / args.dataset}/comparison.md, comparison.csv")
-    return status
-
-
-def _run_child(job: dict, record_path: Path) -> int:
-    """Run one job in a fresh Python process; if it dies without a record, write a `failed` one for it."""
-    fd, job_path = tempfile.mkstemp(prefix="peft-lab-job-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(job, f)
-    child_env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(env.PROJECT_ROOT),
-                                                                           os.environ.get("PYTHONPATH")]))}
-    started = time.time()
-    proc = subprocess.Popen([sys.executable, "-m", "runners.worker", job_path], env=child_env)
-    interrupted = False
+            plan.append((spec.label, seed, {**job_common, "config": cfg.to_dict(), "run_id": rid,
+                                            "experiment_id": experiment_id, "record_path": str(path)}))
+    if plan:
+        print(estimate.describe(len(plan), Budget.parse(args.budget), model["path"], tokens, splits.num_labels,
+                                tokenizer.pad_token_id, args.batch_size, device))
+    not_ok, stopped = [], None
     try:
-        code = proc.wait()
-    except KeyboardInterrupt:  # the child got the same SIGINT; let it write its `cancelled` record
-        proc.wait()
-        code, interrupted = 130, True
-    finally:
-        os.unlink(job_path)
-    record = read_record(record_path)
-    if record is None or record_path.stat().st_mtime < started:  # none written by this child (an old one may stay)
-        if interrupted:  # e.g. Ctrl-C while the child was still starting
-            status, error = "cancelled", "interrupted (Ctrl-C) before the run started training"
-        else:
-            why = f"signal {-code}" if code < 0 else f"exit code {code}"
-            status, error = "failed", f"run process died ({why}) before writing its record" + (
-                "; killed, perhaps for lack of memory" if code == -9 else "")
-        write_json_atomic(record_path, {**base_record(job, status, error), "timestamp": env.now()})
-    return code
+        with Executor() as executor:
+            for label, seed, job in plan:
+                print(f"{label} seed {seed}: training ({job['run_id']})")
+                try:
+                    record = executor.run(job)
+                except Stopped as e:
+                    print(f"{label} seed {seed}: cancelled: interrupted ({e.cause})", file=sys.stderr)
+                    raise
+                if record["status"] != "ok":  # said at once, not only in the table at the end
+                    not_ok.append(f"{label} seed {seed} ({record['status']})")
+                    print(f"{label} seed {seed}: {record['status']}: {record['error']}", file=sys.stderr)
+    except Stopped as e:  # the run is recorded `cancelled`; the finished ones still make their tables
+        stopped = e
+    rendered = write_tables(results, source.name, args.target_accuracy)
+    if experiment_id in rendered:
+        print(f"\n{rendered[experiment_id]}\nTables: {results / source.name}/comparison.md, comparison.csv")
+    if stopped:
+        print(f"interrupted ({stopped.cause}): finished runs are kept; the same command resumes", file=sys.stderr)
+        return stopped.exit_code
+    if not_ok:
+        print(f"error: {len(not_ok)} of {len(plan)} runs did not end ok: {', '.join(not_ok)}", file=sys.stderr)
+        return ExitCode.RUN_NOT_OK
+    return ExitCode.OK
 
 
-def _max_length(args: argparse.Namespace, n_positions: int | None) -> int:
-    default = dataset_info(args.dataset).max_length
-    if args.max_length is None:
+def _max_length(asked: int | None, default: int, n_positions: int | None) -> int:
+    if asked is None:
         return min(default, n_positions or default)
-    if n_positions and args.max_length > n_positions:
-        raise UserError(f"--max-length {args.max_length} exceeds the model's {n_positions} positions")
-    return args.max_length
+    if n_positions and asked > n_positions:
+        raise UserError(f"--max-length {asked} exceeds the model's {n_positions} positions")
+    return asked
+
+
+def _warn_if_truncating(tokens: Path, max_length: int) -> None:
+    """Say when --max-length cuts most training texts: allowed, but rarely what the user meant."""
+    lengths = load_tokenized(tokens)["train"].lengths
+    cut = float((lengths >= max_length).mean())
+    if cut > 0.5:
+        print(f"warning: --max-length {max_length} cuts {cut:.0%} of the training texts to {max_length} tokens",
+              file=sys.stderr)
 
 
 def _parse_ints(text: str, flag: str) -> list[int]:
@@ -192,6 +208,8 @@ def _parse_ints(text: str, flag: str) -> list[int]:
         values = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise UserError(f"{flag} must be comma-separated integers, got {text!r}") from None
+    if any(v < 0 for v in values):
+        raise UserError(f"{flag} must be integers >= 0, got {text!r}")
     if not values:
         raise UserError(f"{flag} is empty")
     return list(dict.fromkeys(values))
@@ -214,25 +232,43 @@ def _check_writable(folder: Path) -> None:
         raise UserError(f"cannot write results to {folder}: {e.strerror}") from None
 
 
+def _dash_values(argv: list[str]) -> list[str]:
+    """`--budget -5s` as `--budget=-5s`: argparse takes a value that starts with '-' for an option and dies in a
+    usage dump, where the budget's own one-line error says what is wrong."""
+    out = []
+    for token in argv:
+        if out and out[-1] in _VALUE_FLAGS and token[:1] == "-" and token[1:2].isdigit():
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
+_VALUE_FLAGS = {"--budget", "--seeds", "--lr", "--batch-size", "--eval-batch-size", "--max-length", "--train-limit",
+                "--eval-limit", "--val-fraction", "--checkpoints", "--target-accuracy"}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_dash_values(argv))
     command = "python -m runners.compare " + shlex.join(argv)
     try:
-        return compare(args, command)
+        with stop_on_signals():  # SIGTERM too stops the current run cleanly, and the tables are still written
+            return compare(args, command)
     except (UserError, SpecError) as e:
-        if args.debug:
-            raise
+        if args.debug:  # the stack trace is added; the exit code still says "your mistake"
+            traceback.print_exc()
         print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.USER_MISTAKE
+    except KeyboardInterrupt as e:  # a signal before the runs started: nothing to cancel, no table to write
+        stop = e if isinstance(e, Stopped) else Stopped()
+        print(f"interrupted ({stop.cause})", file=sys.stderr)
+        return stop.exit_code
     except OSError as e:  # disk full, permissions: where it happened and why, in one line
         if args.debug:
-            raise
+            traceback.print_exc()
         print(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
-        return 1
+        return ExitCode.ERROR
 
 
 if __name__ == "__main__":

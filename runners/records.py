@@ -4,14 +4,18 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import sys
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from runners.errors import UserError
 from runners.speedups import loop_label
 
 SCHEMA = 1
+DEFAULT_RESULTS = "lab-results"  # a user's runs; results/ holds the committed showcase
 STATUSES = ("ok", "oom", "does-not-fit", "diverged", "failed", "cancelled")
 
 
@@ -34,22 +38,38 @@ def base_record(job: dict, status: str = "ok", error: str | None = None) -> dict
             "git": job["git"], "command": job["command"]}
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: readers see the old file or the new, never half."""
+@contextmanager
+def replacing(path: Path) -> Iterator[BinaryIO]:
+    """A new file beside `path` to write into; renamed onto `path` when the block ends, so readers see the old file
+    or the new, never half of one; removed if the block fails. Created with mode 0666 less the umask, like any file
+    the user writes (mkstemp's 0600 would hide a shared results folder from the rest of a team)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:  # another writer drew the same name: draw again
+            continue
+        except OSError as e:  # no permission, disk full: name the file the user asked for, not the temporary
+            raise OSError(e.errno, e.strerror, str(path)) from e
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         if isinstance(e, OSError) and e.filename is None:  # say which file could not be written
             raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    with replacing(path) as f:
+        f.write(text.encode("utf-8"))
 
 
 def write_json_atomic(path: Path, obj: dict) -> None:

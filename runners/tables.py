@@ -42,11 +42,17 @@ STATIC = {
     "samples/s": Column(_at(("measurements", "samples_per_second")), "↑", "{:.1f}"),
 }
 RANK_BY = "test acc"
+TO_TARGET = "budget to target"
 
 
-def _curve_value(record: dict, fraction: float, key: str):
-    """The metric at the first checkpoint at or past `fraction` of the budget."""
-    return next((p.get(key) for p in record.get("curve", []) if p["fraction"] >= fraction - 1e-6), None)
+def _curve_value(record: dict, fraction: float, key: str, later: float | None = None):
+    """The metric at the first evaluation at or past `fraction` of the budget; None when that evaluation is also
+    past the `later` checkpoint (a budget of few steps evaluates several checkpoints at one step: it belongs to
+    the last of them, and the earlier ones were not reached on their own)."""
+    point = next((p for p in record.get("curve", []) if p["fraction"] >= fraction - 1e-6), None)
+    if point is None or (later is not None and point["fraction"] >= later - 1e-6):
+        return None
+    return point.get(key)
 
 
 def _reach(record: dict, target: float, unit_key: str):
@@ -68,13 +74,15 @@ def columns(records: list[dict], target: float | None) -> dict[str, Column]:
     cfg = records[-1]["config"]
     key = "test_accuracy" if cfg.get("test_each_checkpoint") else "val_accuracy"
     cols = dict(STATIC)
-    for f in cfg.get("checkpoints", [])[:-1]:  # the last checkpoint is the end: its test accuracy is shown
+    marks = sorted(set(cfg.get("checkpoints", [])) | {1.0})
+    for f, later in zip(marks[:-1], marks[1:]):  # the last checkpoint is the end: its test accuracy is shown
         cols[f"{'test' if 'test' in key else 'val'} acc @{_share(f)}"] = Column(
-            lambda r, f=f: _curve_value(r, f, key), "↑", "{:.3f}")
+            lambda r, f=f, later=later: _curve_value(r, f, key, later), "↑", "{:.3f}")
     if target is not None:
         spent = UNIT_KEYS[Budget.parse(cfg["budget"]).unit]  # an epochs budget is counted in samples
         fmt = {"flops": "{:.3g}", "seconds": "{:.1f}"}.get(spent, "{:,.0f}")
-        cols[f"{spent} to val acc {target:.3f}"] = Column(lambda r: _reach(r, target, spent), "↓", fmt)
+        # one name whatever the target and unit, so that experiments concatenate; both are columns of their own
+        cols[TO_TARGET] = Column(lambda r: _reach(r, target, spent), "↓", fmt)
     return cols
 
 
@@ -104,8 +112,8 @@ def summarize(records: list[dict], target: float | None = None) -> tuple[pd.Data
         runs = [r for r in records if row_label(r) == label]
         ok = [r for r in runs if r["status"] == "ok"]
         row = {"method": label, "seeds": ";".join(str(r["config"]["seed"]) for r in ok),
-               "status": "ok" if len(ok) == len(runs) else "; ".join(
-                   f"seed {r['config']['seed']}: {r['status']}" for r in runs if r["status"] != "ok")}
+               "status": "; ".join(f"seed {r['config']['seed']}: {r['status']}: {r.get('error') or '?'}"
+                                   for r in runs if r["status"] != "ok") or "ok"}  # a row all failed says why
         if ok:
             m = ok[0]["measurements"]
             row["trainable params"] = m["trainable_params"]
@@ -116,7 +124,7 @@ def summarize(records: list[dict], target: float | None = None) -> tuple[pd.Data
             s = stats(values)
             row.update({name: s["mean"], f"{name} sd": s["sd"], f"{name} ci_lo": s["lo"], f"{name} ci_hi": s["hi"],
                         f"{name} values": ";".join(f"{v:.6g}" for v in values)})
-            if name.startswith(tuple(f"{u} to" for u in UNIT_KEYS)):
+            if name == TO_TARGET:
                 row[f"{name} reached"] = len(values)
         rows.append(row)
     df = pd.DataFrame(rows)
@@ -153,10 +161,16 @@ def to_markdown(df: pd.DataFrame, cols: dict[str, Column], batch_size: int | Non
             text = _cell(row, name, col.fmt)
             cells.append(f"**{text}**" if winners[name] == i else text)
         extra = ([_fmt(row.get("micro-batch"), "{:.0f}")] if show_micro else []) + (
-            [row["status"]] if show_status else [])
+            [_status_cell(row["status"])] if show_status else [])
         body.append(cells + extra)
     headers += (["micro-batch"] if show_micro else []) + (["status"] if show_status else [])
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _status_cell(status: str, width: int = 160) -> str:
+    """The status column: each failed seed with its reason, cut to fit a table (the record holds the whole text)."""
+    text = status if len(status) <= width else status[:width - 1] + "…"
+    return text.replace("|", "\\|")  # a `|` in an error message would split the markdown row
 
 
 def _cell(row: pd.Series, name: str, fmt: str) -> str:
@@ -193,6 +207,7 @@ def header(records: list[dict]) -> str:
         f"- **Model:** `{model['name']}` (a {arch.get('model_type', '?')}-architecture model: {shape}; {weights})",
         f"- **Data:** {data['dataset']} from `{data['source']}`: train {rows['train']:,}, validation "
         f"{rows['validation']:,}, test {rows['test']:,} rows; max_length {cfg['max_length']}",
+        f"- **Classes:** {_classes(data)}",
         f"- **Budget:** {cfg['budget']} per run, batch {cfg['batch_size']}; **seeds:** "
         f"{', '.join(map(str, seeds))}; **device:** {', '.join(devices) or '–'}",
         f"- **Majority-class baseline** (test accuracy of always predicting train's most common label): "
@@ -201,6 +216,17 @@ def header(records: list[dict]) -> str:
         f"- **Command:** `{last.get('command', '?')}`",
     ]
     return "\n".join(lines)
+
+
+def _classes(data: dict) -> str:
+    """`3: 0 negative (train 7,781, test 1,001), ...`: the classes' ids, names and row counts."""
+    names, counts = data.get("label_names") or [], data.get("class_counts") or {}
+    parts = []
+    for i, name in enumerate(names):
+        shown = f"{i} {name}" if str(name) != str(i) else str(i)
+        per_split = ", ".join(f"{split} {c[i]:,}" for split, c in counts.items() if i < len(c))
+        parts.append(f"{shown} ({per_split})" if per_split else shown)
+    return f"{len(names)}: {', '.join(parts)}" if names else "–"
 
 
 def _memory_kind(records: list[dict]) -> str:
@@ -226,8 +252,9 @@ def render(records: list[dict], target: float | None) -> tuple[str, pd.DataFrame
              "**bold** marks a win whose CI clears every other row's (ties stay plain)"]
     if target is not None:
         unit = Budget.parse(cfg["budget"]).unit
-        notes.append(f"- **Checkpoints:** accuracy at that share of the budget; the last column is the {unit} "
-                     f"spent at the first checkpoint reaching validation accuracy {target:.3f} "
+        notes.append(f"- **Checkpoints:** accuracy at that share of the budget (– where the budget's steps were too "
+                     f"few to evaluate it apart from a later checkpoint); *{TO_TARGET}* is the {unit} spent at "
+                     f"the first checkpoint reaching validation accuracy {target:.3f} "
                      f"(95% of the best final one unless `--target-accuracy` is given)")
     text = f"{header(records)}\n" + "\n".join(notes) + f"\n\n{to_markdown(df, cols, cfg['batch_size'])}\n"
     return text, df
@@ -245,6 +272,10 @@ def write_tables(results: Path, dataset: str, target: float | None = None) -> di
         df.insert(0, "experiment", eid)
         for key in ("budget", "batch_size", "max_length", "model"):
             df[key] = cfg[key]
+        if TO_TARGET in df:
+            target_used = target if target is not None else target_accuracy(g)
+            df["budget unit"] = UNIT_KEYS[Budget.parse(cfg["budget"]).unit]
+            df["target val acc"] = target_used
         frames.append(df)
         plots = write_plots(g, out / "plots", prefix=f"{eid}-")
         figures = "".join(f"![{p.stem.removeprefix(eid + '-')}](plots/{p.name})\n" for p in plots)

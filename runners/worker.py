@@ -2,7 +2,7 @@
 
 Started by `runners.compare` as `python -m runners.worker JOB.json`; the job file holds the run config and
 everything the parent already resolved (model folder, tokenized data, identities). Every way a run can end,
-including errors, out-of-memory and Ctrl-C, ends in a record with a status.
+including errors, out-of-memory, Ctrl-C and SIGTERM, ends in a record with a status.
 """
 from __future__ import annotations
 
@@ -21,10 +21,9 @@ from runners import environment as env
 from runners import flops, memory
 from runners.batches import Collator, load_tokenized
 from runners.config import RunConfig
+from runners.executor import ExitCode, Stopped, ignore_stop_signals, release_held_signals, stop_on_signals
 from runners.records import base_record, write_json_atomic
 from runners.train import Diverged, autocast_for, evaluate, train
-
-EXIT_CANCELLED = 130
 
 
 def run(job: dict) -> dict:
@@ -99,27 +98,35 @@ def run(job: dict) -> dict:
 def main(job_path: str) -> int:
     job = json.loads(Path(job_path).read_text())
     record = base_record(job)
-    code = 0
-    try:
-        record.update(run(job))
-    except torch.OutOfMemoryError as e:
-        record.update(status="oom", error=_one_line(e))
-    except memory.DoesNotFit as e:
-        record.update(status="does-not-fit", error=str(e))
-    except Diverged as e:
-        record.update(status="diverged", error=str(e))
-    except KeyboardInterrupt:
-        record.update(status="cancelled", error="interrupted (Ctrl-C)")
-        code = EXIT_CANCELLED
-    except Exception as e:  # a failed run is a result too; the comparison goes on
-        record.update(status="failed", error=_one_line(e), traceback=traceback.format_exc(limit=-8))
-        code = 1
-    record["timestamp"] = env.now()
-    try:
-        write_json_atomic(Path(job["record_path"]), record)
-    except OSError as e:  # disk full or no permission: nothing half-written stays; the parent records `failed`
-        print(f"error: cannot write the record {job['record_path']}: {e.strerror or e}", file=sys.stderr)
-        return 1
+    code = ExitCode.OK
+    # Ctrl-C and SIGTERM both end in a `cancelled` record; the first raises, later ones are ignored so that they
+    # cannot cut that record short (a terminal's Ctrl-C reaches this process and the parent passes it on too).
+    with stop_on_signals(once=True):
+        try:
+            try:
+                release_held_signals()  # one that came while Python and torch loaded is raised here, in the try
+                record.update(run(job))
+            finally:
+                ignore_stop_signals()  # the run is over: a signal now has nothing left to stop but the record
+        except torch.OutOfMemoryError as e:
+            record.update(status="oom", error=_one_line(e))
+        except memory.DoesNotFit as e:
+            record.update(status="does-not-fit", error=str(e))
+        except Diverged as e:
+            record.update(status="diverged", error=str(e))
+        except KeyboardInterrupt as e:
+            stop = e if isinstance(e, Stopped) else Stopped()
+            record.update(status="cancelled", error=f"interrupted ({stop.cause})")
+            code = stop.exit_code
+        except Exception as e:  # a failed run is a result too; the comparison goes on
+            record.update(status="failed", error=_one_line(e), traceback=traceback.format_exc(limit=-8))
+            code = ExitCode.ERROR
+        record["timestamp"] = env.now()
+        try:
+            write_json_atomic(Path(job["record_path"]), record)
+        except OSError as e:  # disk full or no permission: nothing half-written stays; the parent records `failed`
+            print(f"error: cannot write the record {job['record_path']}: {e.strerror or e}", file=sys.stderr)
+            return ExitCode.ERROR
     return code
 
 

@@ -44,19 +44,7 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def in_process(monkeypatch):
     """Run compare's jobs in this process through `worker.main`, as the child would, minus the interpreter start."""
-    import json
-    import os
-    import tempfile
+    from runners import compare
+    from runners.executor import InProcessExecutor
 
-    from runners import compare, worker
-
-    def run_child(job: dict, record_path) -> int:
-        fd, path = tempfile.mkstemp(suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(job, f)
-        try:
-            return worker.main(path)
-        finally:
-            os.unlink(path)
-
-    monkeypatch.setattr(compare, "_run_child", run_child)
+    monkeypatch.setattr(compare, "Executor", InProcessExecutor)

@@ -71,16 +71,55 @@ def test_data_mistakes(capsys, base, tmp_path):
         assert message in one_line_error(capsys, [*base, "--data-dir", str(folder)]), name
 
 
-def test_other_flag_mistakes(capsys, base, tweets_dir, tmp_path):
+def test_other_flag_mistakes(capsys, base, tweets_dir, tmp_path, monkeypatch):
     data = ["--data-dir", str(tweets_dir)]
     (tmp_path / "a-file").write_text("")
+    both = tmp_path / "both"
+    shutil.copytree(tweets_dir, both)
+    pd.read_parquet(both / "train.parquet").to_csv(both / "train.csv", index=False)
+    cuda = "--device cuda asked for, but torch sees no CUDA device" if not torch.cuda.is_available() else None
     for extra, message in [
-        (["--dataset", "sst2"], "unknown dataset 'sst2'; choose one of tweets, imdb"),
         (["--budget", "5 parsecs"], "bad budget '5 parsecs'"),
+        (["--budget", "-5s"], "bad budget '-5s': seconds must be a positive number"),
+        (["--budget", "0samples"], "bad budget '0samples': samples must be a positive integer"),
         (["--max-length", "4096"], "--max-length 4096 exceeds the model's 128 positions"),
         (["--results", str(tmp_path / "a-file" / "results")], "cannot write results to"),
+        (["--seeds", "-1"], "--seeds must be integers >= 0, got '-1'"),
+        (["--eval-limit", "0"], "--eval-limit must be >= 1, got 0"),
+        (["--train-limit", "2"], "--train-limit 2 is below the 3 classes"),
+        (["--val-fraction", "1"], "--val-fraction must be in (0, 1), got 1.0"),
+        (["--data-dir", str(both)], "holds train.csv and train.parquet: which is the train split? keep one"),
+        (["--device", "cuda"], cuda),
     ]:
-        assert message in one_line_error(capsys, [*base, *data, *extra]), extra
+        if message:
+            assert message in one_line_error(capsys, [*base, *data, *extra]), extra
+
+
+def test_an_unknown_hub_dataset_says_what_is_built_in(capsys, base, monkeypatch):
+    import huggingface_hub
+
+    class Offline:  # no network in tests: the hub answers as it does offline
+        def dataset_info(self, *args, **kwargs):
+            raise ConnectionError("Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", Offline)
+    err = one_line_error(capsys, [*base, "--dataset", "sst2"])
+    assert "could not load 'sst2' from the hub (ConnectionError" in err and "built in: tweets, imdb" in err
+
+
+def test_debug_keeps_exit_code_2_and_adds_the_traceback(capsys, base, tweets_dir):
+    assert compare.main([*base, "--data-dir", str(tweets_dir), "--seeds", "-1", "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "error: --seeds must be integers >= 0" in err
+
+
+def test_allowed_but_doubtful_inputs_warn_in_one_line(capsys, base, tweets_dir, in_process):
+    argv = [*base, "--data-dir", str(tweets_dir), "--eval-limit", "12", "--train-limit", "9", "--max-length", "4",
+            "--batch-size", "16"]
+    assert compare.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "warning: 9 training rows are fewer than one batch of 16" in err
+    assert "warning: --max-length 4 cuts 89% of the training texts to 4 tokens" in err  # 8 of the 9
 
 
 def test_model_folder_mistakes(capsys, base, tweets_dir, tmp_path, tiny_model_dir):

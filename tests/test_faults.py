@@ -1,29 +1,33 @@
-"""A run that fails is recorded with a status, whether it raises or its process dies."""
+"""A run that fails is recorded with a status, whether it raises or its process dies, and the user is told."""
 from __future__ import annotations
 
 import errno
 import json
 import os
 import re
-import signal
+import stat
 import subprocess
 import sys
-import time
 
+import pytest
 import torch
 
 from runners import compare, report
-from runners.compare import _run_child
+from runners.executor import ExitCode, SubprocessExecutor
+from runners.plots import legend_name, write_plots
 
 JOB = {"schema": 1, "run_id": "x-s0-abc", "experiment_id": "e", "config": {"method": "full", "seed": 0},
        "model_identity": {"name": "m"}, "data_identity": {"dataset": "tweets"}, "git": {}, "command": "test"}
 
 
-def test_a_child_that_dies_before_writing_gets_a_failed_record(tmp_path):
+@pytest.mark.parametrize("death, says", [("raise SystemExit(1)", "(exit code 1)"),
+                                         ("import os; os.kill(os.getpid(), 9)", "(signal 9)")])
+def test_a_child_that_dies_before_writing_gets_a_failed_record(tmp_path, death, says):
     path = tmp_path / "x-s0-abc.json"
-    assert _run_child(JOB, path) == 1  # the worker cannot even start on this job: KeyError, exit 1
-    record = json.loads(path.read_text())
-    assert record["status"] == "failed" and "exit code 1" in record["error"]
+    executor = SubprocessExecutor(command=[sys.executable, "-c", death])  # dies before it reads its job
+    record = executor.run({**JOB, "record_path": str(path)})
+    assert record == json.loads(path.read_text())
+    assert record["status"] == "failed" and f"run process died {says} before writing its record" in record["error"]
     assert record["config"] == JOB["config"] and record["run_id"] == "x-s0-abc"
 
 
@@ -32,8 +36,7 @@ def test_a_run_that_raises_records_failed_with_the_error(tmp_path, tiny_model_di
     config = {"method": "full", "seed": 0, "device": "cpu"}
     job = {**JOB, "config": config, "tokens": str(tmp_path / "missing.pt"), "model": {"path": str(tiny_model_dir)},
            "num_labels": 3, "pad_id": 50256, "majority_baseline": 0.4, "record_path": str(path)}
-    assert _run_child(job, path) == 1
-    record = json.loads(path.read_text())
+    record = SubprocessExecutor().run(job)
     assert record["status"] == "failed" and "missing.pt" in record["error"] and "Traceback" in record["traceback"]
     assert record["versions"]["torch"]
 
@@ -49,7 +52,7 @@ def _argv(results, model, data, methods, budget="32samples"):
 
 
 def test_out_of_memory_is_recorded_and_the_comparison_goes_on(tmp_path, tiny_model_dir, tweets_dir, cache_dir,
-                                                              in_process, monkeypatch):
+                                                              in_process, monkeypatch, capsys):
     from runners import worker
 
     real_train = worker.train
@@ -60,46 +63,68 @@ def test_out_of_memory_is_recorded_and_the_comparison_goes_on(tmp_path, tiny_mod
         return real_train(model, method, *args, **kwargs)
 
     monkeypatch.setattr(worker, "train", train)
-    assert compare.main(_argv(tmp_path, tiny_model_dir, tweets_dir, "full,head")) == 0
+    assert compare.main(_argv(tmp_path, tiny_model_dir, tweets_dir, "full,head")) == ExitCode.RUN_NOT_OK == 3
     recs = _records(tmp_path)
     assert recs["full"]["status"] == "oom" and "Tried to allocate 20.00 MiB" in recs["full"]["error"]
     assert recs["head"]["status"] == "ok"
     table = (tmp_path / "tweets" / "comparison.md").read_text()
-    assert re.search(r"\| full .*\| seed 0: oom +\|", table) and re.search(r"\| head .*\| ok +\|", table)
+    assert re.search(r"\| full .*\| seed 0: oom: OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB +\|",
+                     table)
+    assert re.search(r"\| head .*\| ok +\|", table)
+    err = capsys.readouterr().err
+    assert "full seed 0: oom: OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB" in err
+    assert err.strip().splitlines()[-1] == "error: 1 of 2 runs did not end ok: full seed 0 (oom)"
 
 
 def test_a_diverging_run_is_recorded_at_its_step_and_the_rest_go_on(tmp_path, tiny_model_dir, tweets_dir,
-                                                                    cache_dir, in_process):
-    assert compare.main(_argv(tmp_path, tiny_model_dir, tweets_dir, "full:lr=1e30,head")) == 0
+                                                                    cache_dir, in_process, capsys):
+    old = os.umask(0o022)  # a team's shared results folder: what is written must be readable by the others
+    try:
+        assert compare.main(_argv(tmp_path, tiny_model_dir, tweets_dir, "full:lr=1e30,head")) == 3
+    finally:
+        os.umask(old)
+    written = [*(tmp_path / "tweets").rglob("*.json"), *(tmp_path / "tweets").glob("comparison.*"),
+               *(tmp_path / "tweets").rglob("*.png")]
+    assert len(written) == 2 + 2 + 2 and {stat.S_IMODE(f.stat().st_mode) for f in written} == {0o644}
     recs = _records(tmp_path)
     assert recs["full:lr=1e30"]["status"] == "diverged"
     assert "training loss became non-finite at step" in recs["full:lr=1e30"]["error"]
     assert recs["head"]["status"] == "ok"
+    out, err = capsys.readouterr()
+    # said before the next run starts (--quiet hides progress bars, not what happened)
+    said = "full:lr=1e30 seed 0: diverged: training loss became non-finite at step"
+    assert said in err and "head seed 0: training" in out
+    table = (tmp_path / "tweets" / "comparison.md").read_text()
+    # every seed of the row failed: the row stays, with dashes for numbers and the reason in its status
+    assert re.search(r"\| full:lr=1e30 +\| – .*\| seed 0: diverged: training loss became non-finite", table)
+    assert len(list((tmp_path / "tweets" / "plots").glob("*.png"))) == 2
+    assert compare.main(_argv(tmp_path, tiny_model_dir, tweets_dir, "head")) == 0  # a re-run of the ok one alone
+    assert "head seed 0: ok record exists" in capsys.readouterr().out  # said under --quiet too
 
 
-def test_ctrl_c_cancels_the_current_run_keeps_the_finished_and_resumes(tmp_path, tiny_model_dir, tweets_dir,
-                                                                       cache_dir, in_process):
-    argv = _argv(tmp_path, tiny_model_dir, tweets_dir, "head,full", budget="6s")
-    loud = [a for a in argv if a != "--quiet"]  # the run announcements tell when the second run starts
-    proc = subprocess.Popen([sys.executable, "-m", "runners.compare", *loud], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    seen = b""
-    while b"full seed 0: training" not in seen or b"full:" not in seen.split(b"full seed 0: training")[-1]:
-        chunk = os.read(proc.stdout.fileno(), 4096)  # tqdm redraws with \r: read bytes, not lines
-        assert chunk, seen.decode(errors="replace")[-2000:]
-        seen += chunk
-    time.sleep(1)  # the second run's progress bar is up: it is training; now press Ctrl-C
-    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
-    assert proc.wait(timeout=120) == 130
-    recs = _records(tmp_path)
-    assert recs["head"]["status"] == "ok" and recs["full"]["status"] == "cancelled"
-    assert "| head " in (tmp_path / "tweets" / "comparison.md").read_text()
-    assert not list(tmp_path.rglob("*.tmp"))
-    head_written = recs["head"]["timestamp"]
-    assert compare.main(argv) == 0  # the same command again: head is kept, full runs
-    recs = _records(tmp_path)
-    assert recs["head"]["timestamp"] == head_written and recs["full"]["status"] == "ok"
+def test_a_failed_method_is_named_in_the_plots_not_dropped(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    runs = [{"status": "ok"}, {"status": "oom"}]
+    assert legend_name("lora", runs[:1]) == "lora"
+    assert legend_name("lora", runs) == "lora (1 of 2 seeds failed: oom)"
+    assert legend_name("full", runs[1:]) == "full (failed: oom)"
+    legends = []
+    real = matplotlib.axes.Axes.legend
+    monkeypatch.setattr(matplotlib.axes.Axes, "legend", lambda ax, *a, **k: legends.append(
+        ax.get_legend_handles_labels()[1]) or real(ax, *a, **k))
+    record = {"status": "diverged", "error": "training loss became non-finite at step 1",
+              "config": {"method": "full", "seed": 0, "budget": "32samples"}}
+    paths = write_plots([record], tmp_path)  # nothing ended ok: the plots still say what failed
+    assert [p.name for p in paths] == ["accuracy_vs_budget.png", "accuracy_vs_cost.png"]
+    assert legends == [["full (failed: diverged)"]] * 3
+
+
+def test_debug_adds_the_traceback_and_keeps_exit_code_2(capsys):
+    assert compare.main(["--methods", "lroa", "--debug"]) == ExitCode.USER_MISTAKE == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and err.strip().splitlines()[-1].startswith(
+        "error: unknown method 'lroa'. Did you mean 'lora'?")
 
 
 def test_two_comparisons_into_one_folder_lose_nothing(tmp_path, tiny_model_dir, tweets_dir, cache_dir):
