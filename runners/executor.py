@@ -19,7 +19,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from runners.records import base_record, read_record, write_json_atomic
+from runners.record import Record, Status
+from runners.records import base_record, read_record, write_record
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -107,10 +108,10 @@ class _Serial:
     """Runs jobs one at a time, in order. `run(job)` returns the run's record as written to `job["record_path"]`;
     when a signal stopped the run, it raises `Stopped` after the run's `cancelled` record is written."""
 
-    def run(self, job: dict) -> dict:
+    def run(self, job: dict) -> Record:
         raise NotImplementedError
 
-    def map(self, jobs: Iterable[dict]) -> Iterator[dict]:
+    def map(self, jobs: Iterable[dict]) -> Iterator[Record]:
         for job in jobs:
             yield self.run(job)
 
@@ -138,7 +139,7 @@ class SubprocessExecutor(_Serial):
         if grace_s is not None:
             self.grace_s = grace_s
 
-    def run(self, job: dict) -> dict:
+    def run(self, job: dict) -> Record:
         job_path = proc = stop = None
         started = time.time()
         try:
@@ -178,7 +179,7 @@ class InProcessExecutor(_Serial):
     """Each job in this process through `worker.main`, as the child would, minus the interpreter start: for tests,
     and for a debugger that should step into a run. A crash here ends the comparison."""
 
-    def run(self, job: dict) -> dict:
+    def run(self, job: dict) -> Record:
         from runners import worker
 
         started = time.time()
@@ -207,7 +208,7 @@ def _child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path}
 
 
-def _settle(job: dict, started: float, code: int, stop: Stopped | None, killed: str | None = None) -> dict:
+def _settle(job: dict, started: float, code: int, stop: Stopped | None, killed: str | None = None) -> Record:
     """The run's record: the one its process wrote, or, when it wrote none, one written here saying why."""
     from runners.environment import now
 
@@ -219,20 +220,18 @@ def _settle(job: dict, started: float, code: int, stop: Stopped | None, killed: 
         for tmp in path.parent.glob(f".{path.name}.*.tmp"):
             tmp.unlink(missing_ok=True)
     if stop is not None:
-        status, error = "cancelled", f"interrupted ({stop.cause}); " + (
+        status, error = Status.CANCELLED, f"interrupted ({stop.cause}); " + (
             killed or "the run process ended before the run started training")
     else:
         why = f"signal {-code}" if code < 0 else f"exit code {code}"
-        status, error = "failed", f"run process died ({why}) before writing its record" + (
+        status, error = Status.FAILED, f"run process died ({why}) before writing its record" + (
             "; killed, perhaps for lack of memory" if code == -signal.SIGKILL else "")
-    record = {**base_record(job, status, error), "timestamp": now()}
-    write_json_atomic(path, record)
-    return record
+    return write_record(path, {**base_record(job, status, error), "timestamp": now()})
 
 
-def _raise_if_cancelled(record: dict, code: int, stop: Stopped | None) -> None:
+def _raise_if_cancelled(record: Record, code: int, stop: Stopped | None) -> None:
     """A cancelled run stops the comparison, also when the signal went to the run's process alone."""
-    if stop is None and record["status"] == "cancelled":
+    if stop is None and record.status is Status.CANCELLED:
         stop = Stopped(code - 128 if code - 128 in STOP_SIGNALS else signal.SIGINT)
     if stop is not None:
         raise stop

@@ -6,13 +6,14 @@ from pathlib import Path
 import numpy as np
 
 from runners.budget import Budget
+from runners.record import Record
 from runners.records import replacing, row_label
 
 UNIT_KEYS = {"epochs": "samples", "samples": "samples", "steps": "steps", "tokens": "tokens", "flops": "flops",
              "seconds": "seconds"}
 
 
-def write_plots(records: list[dict], out: Path, prefix: str = "") -> list[Path]:
+def write_plots(records: list[Record], out: Path, prefix: str = "") -> list[Path]:
     """`<prefix>accuracy_vs_budget.png` and `<prefix>accuracy_vs_cost.png` for one experiment; returns the paths.
     A method whose runs did not end ok has no point to draw; it is still named, marked failed, in both plots."""
     import matplotlib
@@ -24,19 +25,19 @@ def write_plots(records: list[dict], out: Path, prefix: str = "") -> list[Path]:
         return []
     labels = list(dict.fromkeys(row_label(r) for r in records))
     runs = {label: [r for r in records if row_label(r) == label] for label in labels}
-    ok = {label: [r for r in rs if r["status"] == "ok" and r.get("curve")] for label, rs in runs.items()}
+    ok = {label: [r for r in rs if r.ok] for label, rs in runs.items()}
     names = {label: legend_name(label, rs) for label, rs in runs.items()}
     drawn = [label for label in labels if ok[label]]
     failed = [names[label] for label in labels if not ok[label]]
-    budget = records[-1]["config"]["budget"]
+    budget = records[-1].config.budget
     key = UNIT_KEYS[Budget.parse(budget).unit]
     paths = []
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label in drawn:
-        n = min(len(r["curve"]) for r in ok[label])
-        x = np.mean([[p[key] for p in r["curve"][:n]] for r in ok[label]], axis=0)
-        y = np.array([[p["val_accuracy"] for p in r["curve"][:n]] for r in ok[label]])
+        n = min(len(r.curve) for r in ok[label])
+        x = np.mean([[getattr(p, key) for p in r.curve[:n]] for r in ok[label]], axis=0)
+        y = np.array([[p.val_accuracy for p in r.curve[:n]] for r in ok[label]])
         line, = ax.plot(x, y.mean(0), marker="o", label=names[label])
         if len(ok[label]) > 1:  # the band spans the seeds
             ax.fill_between(x, y.min(0), y.max(0), color=line.get_color(), alpha=0.15)
@@ -54,8 +55,8 @@ def write_plots(records: list[dict], out: Path, prefix: str = "") -> list[Path]:
                                          ("train_seconds", "training time (s)")]):
         points = []
         for label in drawn:
-            cost = float(np.mean([r["measurements"][metric] for r in ok[label]]))
-            acc = float(np.mean([r["metrics"]["accuracy"] for r in ok[label]]))
+            cost = float(np.mean([getattr(r.measurements, metric) for r in ok[label]]))
+            acc = float(np.mean([r.metrics.accuracy for r in ok[label]]))
             points.append((cost, acc, label))
             ax.scatter(cost, acc)
             ax.annotate(names[label], (cost, acc), fontsize=8, xytext=(4, 4), textcoords="offset points")
@@ -76,12 +77,12 @@ def write_plots(records: list[dict], out: Path, prefix: str = "") -> list[Path]:
     return paths
 
 
-def legend_name(label: str, runs: list[dict]) -> str:
+def legend_name(label: str, runs: list[Record]) -> str:
     """A method's name in a plot: its label, marked when some of its runs did not end ok."""
-    bad = [r for r in runs if r["status"] != "ok"]
+    bad = [r for r in runs if not r.ok]
     if not bad:
         return label
-    statuses = ", ".join(dict.fromkeys(r["status"] for r in bad))
+    statuses = ", ".join(dict.fromkeys(r.status.value for r in bad))
     if len(bad) == len(runs):
         return f"{label} (failed: {statuses})"
     return f"{label} ({len(bad)} of {len(runs)} seeds failed: {statuses})"

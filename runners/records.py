@@ -1,22 +1,21 @@
-"""Run records: one JSON file per run, named from its config, written atomically, read back tolerantly."""
+"""Run record files: one JSON file per run, named from its config, validated and written atomically, read back
+tolerantly (a file that is not a complete record is skipped with one warning; the rest still tabulate)."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from runners import record as schema
 from runners.errors import UserError
+from runners.record import Record, Status
 from runners.speedups import loop_label
 
-SCHEMA = 1
 DEFAULT_RESULTS = "lab-results"  # a user's runs; results/ holds the committed showcase
-STATUSES = ("ok", "oom", "does-not-fit", "diverged", "failed", "cancelled")
 
 
 def run_id(label: str, seed: int, config_hash: str) -> str:
@@ -28,14 +27,14 @@ def runs_dir(results: Path, dataset: str) -> Path:
     return Path(results) / dataset / "runs"
 
 
-def base_record(job: dict, status: str = "ok", error: str | None = None) -> dict:
+def base_record(job: dict, status: Status = Status.OK, error: str | None = None) -> dict:
     """What every record holds whatever became of the run: its identity, config and context."""
     from runners.environment import versions
 
-    return {"schema": job["schema"], "run_id": job["run_id"], "experiment_id": job["experiment_id"],
-            "status": status, "error": error, "config": job["config"], "method": {"label": job["config"]["method"]},
-            "model": job["model_identity"], "data": job["data_identity"], "versions": versions(),
-            "git": job["git"], "command": job["command"]}
+    return {"schema": schema.SCHEMA_VERSION, "run_id": job["run_id"], "experiment_id": job["experiment_id"],
+            "status": Status(status).value, "error": error, "config": job["config"],
+            "method": {"label": job["config"]["method"]}, "model": job["model_identity"],
+            "data": job["data_identity"], "versions": versions(), "git": job["git"], "command": job["command"]}
 
 
 @contextmanager
@@ -72,33 +71,26 @@ def write_text_atomic(path: Path, text: str) -> None:
         f.write(text.encode("utf-8"))
 
 
-def write_json_atomic(path: Path, obj: dict) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
-
-
-def read_record(path: Path) -> dict | None:
-    try:
-        record = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        print(f"warning: skipping unreadable record {path}: {e}", file=sys.stderr)
-        return None
-    if not isinstance(record, dict) or record.get("status") not in STATUSES or "config" not in record:
-        print(f"warning: skipping {path}: not a run record", file=sys.stderr)
-        return None
+def write_record(path: Path, data: dict) -> Record:
+    """Validate a record built as a dict and write it; a dict that is not a valid record raises RecordError."""
+    record = schema.validate(data)
+    write_text_atomic(path, record.to_json())
     return record
 
 
-def load_records(results: Path, dataset: str) -> list[dict]:
+def read_record(path: Path) -> Record | None:
+    """The record in `path` (migrated to the current schema), or None, with one warning when the file is not one."""
+    return schema.read(path)
+
+
+def load_records(results: Path, dataset: str) -> list[Record]:
     folder = runs_dir(results, dataset)
     if not folder.is_dir():
         raise UserError(f"no records in {folder}: run `python -m runners.compare` first")
     records = [r for p in sorted(folder.glob("*.json")) if (r := read_record(p)) is not None]
-    return sorted(records, key=lambda r: r.get("timestamp", ""))
+    return sorted(records, key=lambda r: r.timestamp or "")
 
 
-def row_label(record: dict) -> str:
+def row_label(record: Record) -> str:
     """A run's label in tables and plots: its method spec, plus how the loop ran when that is not the default."""
-    config = record["config"]
-    return config["method"] + loop_label(tuple(config.get("ablate", ())), config.get("compile", False))
+    return record.config.method + loop_label(record.config.ablate, record.config.compile)

@@ -14,6 +14,7 @@ from tabulate import tabulate
 
 from runners.budget import Budget
 from runners.plots import UNIT_KEYS, write_plots
+from runners.record import Record
 from runners.records import load_records, row_label, write_text_atomic
 
 
@@ -26,10 +27,10 @@ class Column:
     fmt: str
 
 
-def _at(path: tuple[str, ...]) -> Callable[[dict], float | None]:
-    def get(record: dict):
+def _at(path: tuple[str, ...]) -> Callable[[Record], float | None]:
+    def get(record: Record):
         for key in path:
-            record = record.get(key) if isinstance(record, dict) else None
+            record = getattr(record, key, None)
         return record
     return get
 
@@ -45,41 +46,41 @@ RANK_BY = "test acc"
 TO_TARGET = "budget to target"
 
 
-def _curve_value(record: dict, fraction: float, key: str, later: float | None = None):
+def _curve_value(record: Record, fraction: float, key: str, later: float | None = None):
     """The metric at the first evaluation at or past `fraction` of the budget; None when that evaluation is also
     past the `later` checkpoint (a budget of few steps evaluates several checkpoints at one step: it belongs to
     the last of them, and the earlier ones were not reached on their own)."""
-    point = next((p for p in record.get("curve", []) if p["fraction"] >= fraction - 1e-6), None)
-    if point is None or (later is not None and point["fraction"] >= later - 1e-6):
+    point = next((p for p in record.curve if p.fraction >= fraction - 1e-6), None)
+    if point is None or (later is not None and point.fraction >= later - 1e-6):
         return None
-    return point.get(key)
+    return getattr(point, key, None)
 
 
-def _reach(record: dict, target: float, unit_key: str):
+def _reach(record: Record, target: float, unit_key: str):
     """Budget spent (in the budget's unit) at the first checkpoint whose validation accuracy reached `target`."""
-    return next((p[unit_key] for p in record.get("curve", []) if p.get("val_accuracy", -1) >= target), None)
+    return next((getattr(p, unit_key) for p in record.curve if p.val_accuracy >= target), None)
 
 
-def target_accuracy(records: list[dict], fraction: float = 0.95) -> float | None:
+def target_accuracy(records: list[Record], fraction: float = 0.95) -> float | None:
     """`fraction` of the best method's mean final validation accuracy."""
     finals: dict[str, list[float]] = {}
     for r in records:
-        if r["status"] == "ok" and r.get("curve"):
-            finals.setdefault(row_label(r), []).append(r["curve"][-1]["val_accuracy"])
+        if r.ok:
+            finals.setdefault(row_label(r), []).append(r.curve[-1].val_accuracy)
     return fraction * max(statistics.fmean(v) for v in finals.values()) if finals else None
 
 
-def columns(records: list[dict], target: float | None) -> dict[str, Column]:
+def columns(records: list[Record], target: float | None) -> dict[str, Column]:
     """The static columns, then one per checkpoint (accuracy at that share of the budget), then the target."""
-    cfg = records[-1]["config"]
-    key = "test_accuracy" if cfg.get("test_each_checkpoint") else "val_accuracy"
+    cfg = records[-1].config
+    key = "test_accuracy" if cfg.test_each_checkpoint else "val_accuracy"
     cols = dict(STATIC)
-    marks = sorted(set(cfg.get("checkpoints", [])) | {1.0})
+    marks = sorted(set(cfg.checkpoints) | {1.0})
     for f, later in zip(marks[:-1], marks[1:]):  # the last checkpoint is the end: its test accuracy is shown
         cols[f"{'test' if 'test' in key else 'val'} acc @{_share(f)}"] = Column(
             lambda r, f=f, later=later: _curve_value(r, f, key, later), "↑", "{:.3f}")
     if target is not None:
-        spent = UNIT_KEYS[Budget.parse(cfg["budget"]).unit]  # an epochs budget is counted in samples
+        spent = UNIT_KEYS[Budget.parse(cfg.budget).unit]  # an epochs budget is counted in samples
         fmt = {"flops": "{:.3g}", "seconds": "{:.1f}"}.get(spent, "{:,.0f}")
         # one name whatever the target and unit, so that experiments concatenate; both are columns of their own
         cols[TO_TARGET] = Column(lambda r: _reach(r, target, spent), "↓", fmt)
@@ -104,21 +105,21 @@ def stats(values: list[float]) -> dict:
     return {"mean": mean, "sd": sd, "lo": mean - half, "hi": mean + half, "n": n}
 
 
-def summarize(records: list[dict], target: float | None = None) -> tuple[pd.DataFrame, dict[str, Column]]:
+def summarize(records: list[Record], target: float | None = None) -> tuple[pd.DataFrame, dict[str, Column]]:
     """One row per method spec: parameters, and mean, sd, CI and each seed's value of every column."""
     cols = columns(records, target)
     rows = []
     for label in dict.fromkeys(row_label(r) for r in records):
         runs = [r for r in records if row_label(r) == label]
-        ok = [r for r in runs if r["status"] == "ok"]
-        row = {"method": label, "seeds": ";".join(str(r["config"]["seed"]) for r in ok),
-               "status": "; ".join(f"seed {r['config']['seed']}: {r['status']}: {r.get('error') or '?'}"
-                                   for r in runs if r["status"] != "ok") or "ok"}  # a row all failed says why
+        ok = [r for r in runs if r.ok]
+        row = {"method": label, "seeds": ";".join(str(r.seed) for r in ok),
+               "status": "; ".join(f"seed {r.seed}: {r.status.value}: {r.error}"
+                                   for r in runs if not r.ok) or "ok"}  # a row all failed says why
         if ok:
-            m = ok[0]["measurements"]
-            row["trainable params"] = m["trainable_params"]
-            row["trainable %"] = 100 * m["trainable_params"] / m["total_params"]
-            row["micro-batch"] = m.get("micro_batch", ok[0]["config"]["batch_size"])
+            m = ok[0].measurements
+            row["trainable params"] = m.trainable_params
+            row["trainable %"] = 100 * m.trainable_params / m.total_params
+            row["micro-batch"] = m.micro_batch
         for name, col in cols.items():
             values = [v for v in (col.get(r) for r in ok) if v is not None]
             s = stats(values)
@@ -192,28 +193,28 @@ def _fmt(value, fmt: str) -> str:
     return "–" if value is None or pd.isna(value) else fmt.format(value)
 
 
-def header(records: list[dict]) -> str:
+def header(records: list[Record]) -> str:
     """What the table's numbers came from: model, data, budget, seeds, device and the command."""
     last = records[-1]
-    cfg, model, data = last["config"], last["model"], last["data"]
+    cfg, model, data = last.config, last.model, last.data
     arch = model.get("architecture", {})
     shape = ", ".join(f"{k} {v}" for k, v in arch.items() if k != "model_type")
     weights = ", ".join(f"{n} sha256 {h[:12]}" for n, h in model.get("weights_sha256", {}).items())
-    devices = sorted({f"{r['device']['type']} ({r['device']['name']})" for r in records if "device" in r})
-    seeds = sorted({r["config"]["seed"] for r in records})
+    devices = sorted({f"{r.device['type']} ({r.device['name']})" for r in records if r.device})
+    seeds = sorted({r.seed for r in records})
     rows = data["rows"]
-    baseline = next((r["metrics"]["majority_baseline"] for r in records if "metrics" in r), None)
+    baseline = next((r.metrics.majority_baseline for r in records if r.metrics), None)
     lines = [
         f"- **Model:** `{model['name']}` (a {arch.get('model_type', '?')}-architecture model: {shape}; {weights})",
         f"- **Data:** {data['dataset']} from `{data['source']}`: train {rows['train']:,}, validation "
-        f"{rows['validation']:,}, test {rows['test']:,} rows; max_length {cfg['max_length']}",
+        f"{rows['validation']:,}, test {rows['test']:,} rows; max_length {cfg.max_length}",
         f"- **Classes:** {_classes(data)}",
-        f"- **Budget:** {cfg['budget']} per run, batch {cfg['batch_size']}; **seeds:** "
+        f"- **Budget:** {cfg.budget} per run, batch {cfg.batch_size}; **seeds:** "
         f"{', '.join(map(str, seeds))}; **device:** {', '.join(devices) or '–'}",
         f"- **Majority-class baseline** (test accuracy of always predicting train's most common label): "
         f"{_fmt(baseline, '{:.4f}')}",
         f"- **Peak memory** is {_memory_kind(records)}",
-        f"- **Command:** `{last.get('command', '?')}`",
+        f"- **Command:** `{last.command}`",
     ]
     return "\n".join(lines)
 
@@ -229,34 +230,34 @@ def _classes(data: dict) -> str:
     return f"{len(names)}: {', '.join(parts)}" if names else "–"
 
 
-def _memory_kind(records: list[dict]) -> str:
-    kinds = {r.get("measurements", {}).get("peak_memory_kind") for r in records} - {None}
+def _memory_kind(records: list[Record]) -> str:
+    kinds = {r.measurements.peak_memory_kind for r in records if r.measurements}
     names = {"cuda_max_allocated": "CUDA max allocated", "cpu_peak_rss": "the run process's peak RSS"}
     return " / ".join(names.get(k, k) for k in sorted(kinds)) or "–"
 
 
-def experiments(records: list[dict]) -> list[list[dict]]:
+def experiments(records: list[Record]) -> list[list[Record]]:
     """Records grouped by experiment (everything but method and seed), the most recent group first."""
-    groups: dict[str, list[dict]] = {}
+    groups: dict[str, list[Record]] = {}
     for r in records:
-        groups.setdefault(r["experiment_id"], []).append(r)
-    return sorted(groups.values(), key=lambda g: max(r.get("timestamp", "") for r in g), reverse=True)
+        groups.setdefault(r.experiment_id, []).append(r)
+    return sorted(groups.values(), key=lambda g: max(r.timestamp or "" for r in g), reverse=True)
 
 
-def render(records: list[dict], target: float | None) -> tuple[str, pd.DataFrame]:
+def render(records: list[Record], target: float | None) -> tuple[str, pd.DataFrame]:
     """One experiment's markdown section (header and table) and its summary frame."""
     target = target if target is not None else target_accuracy(records)
     df, cols = summarize(records, target)
-    cfg = records[-1]["config"]
+    cfg = records[-1].config
     notes = ["- **Cells:** mean ± sd [95% CI of the mean, t-distribution] over seeds where there are several; "
              "**bold** marks a win whose CI clears every other row's (ties stay plain)"]
     if target is not None:
-        unit = Budget.parse(cfg["budget"]).unit
+        unit = Budget.parse(cfg.budget).unit
         notes.append(f"- **Checkpoints:** accuracy at that share of the budget (– where the budget's steps were too "
                      f"few to evaluate it apart from a later checkpoint); *{TO_TARGET}* is the {unit} spent at "
                      f"the first checkpoint reaching validation accuracy {target:.3f} "
                      f"(95% of the best final one unless `--target-accuracy` is given)")
-    text = f"{header(records)}\n" + "\n".join(notes) + f"\n\n{to_markdown(df, cols, cfg['batch_size'])}\n"
+    text = f"{header(records)}\n" + "\n".join(notes) + f"\n\n{to_markdown(df, cols, cfg.batch_size)}\n"
     return text, df
 
 
@@ -266,15 +267,15 @@ def write_tables(results: Path, dataset: str, target: float | None = None) -> di
     out = Path(results) / dataset
     rendered, frames, sections = {}, [], []
     for g in groups:
-        eid = g[0]["experiment_id"]
+        eid = g[0].experiment_id
         rendered[eid], df = render(g, target)
-        cfg = g[-1]["config"]
+        cfg = g[-1].config
         df.insert(0, "experiment", eid)
         for key in ("budget", "batch_size", "max_length", "model"):
-            df[key] = cfg[key]
+            df[key] = getattr(cfg, key)
         if TO_TARGET in df:
             target_used = target if target is not None else target_accuracy(g)
-            df["budget unit"] = UNIT_KEYS[Budget.parse(cfg["budget"]).unit]
+            df["budget unit"] = UNIT_KEYS[Budget.parse(cfg.budget).unit]
             df["target val acc"] = target_used
         frames.append(df)
         plots = write_plots(g, out / "plots", prefix=f"{eid}-")

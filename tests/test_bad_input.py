@@ -166,4 +166,4 @@ def test_report_skips_a_corrupt_record_naming_it(capsys, base, tweets_dir, tmp_p
     capsys.readouterr()
     assert report.main(["--results", str(tmp_path / "results")]) == 0
     captured = capsys.readouterr()
-    assert f"warning: skipping unreadable record {bad}" in captured.err and "| head " in captured.out
+    assert f"warning: skipping {bad}: not JSON: " in captured.err and "| head " in captured.out

@@ -8,6 +8,7 @@ import re
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +16,8 @@ import torch
 from runners import compare, report
 from runners.executor import ExitCode, SubprocessExecutor
 from runners.plots import legend_name, write_plots
+from runners.record import Status, parse, validate
+from runners.records import base_record
 
 JOB = {"schema": 1, "run_id": "x-s0-abc", "experiment_id": "e", "config": {"method": "full", "seed": 0},
        "model_identity": {"name": "m"}, "data_identity": {"dataset": "tweets"}, "git": {}, "command": "test"}
@@ -26,9 +29,9 @@ def test_a_child_that_dies_before_writing_gets_a_failed_record(tmp_path, death, 
     path = tmp_path / "x-s0-abc.json"
     executor = SubprocessExecutor(command=[sys.executable, "-c", death])  # dies before it reads its job
     record = executor.run({**JOB, "record_path": str(path)})
-    assert record == json.loads(path.read_text())
-    assert record["status"] == "failed" and f"run process died {says} before writing its record" in record["error"]
-    assert record["config"] == JOB["config"] and record["run_id"] == "x-s0-abc"
+    assert record == parse(path.read_text())
+    assert record.status is Status.FAILED and f"run process died {says} before writing its record" in record.error
+    assert (record.config.method, record.seed, record.run_id) == ("full", 0, "x-s0-abc")
 
 
 def test_a_run_that_raises_records_failed_with_the_error(tmp_path, tiny_model_dir):
@@ -37,8 +40,8 @@ def test_a_run_that_raises_records_failed_with_the_error(tmp_path, tiny_model_di
     job = {**JOB, "config": config, "tokens": str(tmp_path / "missing.pt"), "model": {"path": str(tiny_model_dir)},
            "num_labels": 3, "pad_id": 50256, "majority_baseline": 0.4, "record_path": str(path)}
     record = SubprocessExecutor().run(job)
-    assert record["status"] == "failed" and "missing.pt" in record["error"] and "Traceback" in record["traceback"]
-    assert record["versions"]["torch"]
+    assert record.status is Status.FAILED and "missing.pt" in record.error and "Traceback" in record.traceback
+    assert record.versions["torch"]
 
 
 def _records(results) -> dict[str, dict]:
@@ -105,7 +108,8 @@ def test_a_diverging_run_is_recorded_at_its_step_and_the_rest_go_on(tmp_path, ti
 def test_a_failed_method_is_named_in_the_plots_not_dropped(tmp_path, monkeypatch):
     import matplotlib.axes
 
-    runs = [{"status": "ok"}, {"status": "oom"}]
+    base = parse((Path(__file__).parent / "fixtures" / "records" / "v1-with-ablate.json").read_text())
+    runs = [base, base.model_copy(update={"status": Status.OOM, "error": "out of memory"})]
     assert legend_name("lora", runs[:1]) == "lora"
     assert legend_name("lora", runs) == "lora (1 of 2 seeds failed: oom)"
     assert legend_name("full", runs[1:]) == "full (failed: oom)"
@@ -113,8 +117,8 @@ def test_a_failed_method_is_named_in_the_plots_not_dropped(tmp_path, monkeypatch
     real = matplotlib.axes.Axes.legend
     monkeypatch.setattr(matplotlib.axes.Axes, "legend", lambda ax, *a, **k: legends.append(
         ax.get_legend_handles_labels()[1]) or real(ax, *a, **k))
-    record = {"status": "diverged", "error": "training loss became non-finite at step 1",
-              "config": {"method": "full", "seed": 0, "budget": "32samples"}}
+    record = validate({**base_record(JOB, Status.DIVERGED, "training loss became non-finite at step 1"),
+                       "config": {"method": "full", "seed": 0, "budget": "32samples"}})
     paths = write_plots([record], tmp_path)  # nothing ended ok: the plots still say what failed
     assert [p.name for p in paths] == ["accuracy_vs_budget.png", "accuracy_vs_cost.png"]
     assert legends == [["full (failed: diverged)"]] * 3

@@ -19,6 +19,14 @@ JOB = {"schema": 1, "run_id": "x-s0-abc", "experiment_id": "e", "config": {"meth
        "model_identity": {"name": "m"}, "data_identity": {"dataset": "tweets"}, "git": {}, "command": "test"}
 
 
+def _cmdline(process: psutil.Process) -> list[str]:
+    """A process's command line; empty for one that has just ended (a zombie not yet reaped, or gone)."""
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
+
+
 def _records(results) -> dict[str, dict]:
     return {r["method"]["label"]: r for r in
             (json.loads(p.read_text()) for p in (results / "tweets" / "runs").glob("*.json"))}
@@ -44,7 +52,7 @@ def test_a_signal_cancels_the_current_run_keeps_the_finished_and_resumes(tmp_pat
         chunk = os.read(proc.stdout.fileno(), 4096)  # tqdm redraws with \r: read bytes, not lines
         assert chunk, seen.decode(errors="replace")[-2000:]
         seen += chunk
-    [worker] = [c for c in psutil.Process(proc.pid).children() if "runners.worker" in c.cmdline()]
+    [worker] = [c for c in psutil.Process(proc.pid).children() if "runners.worker" in _cmdline(c)]
     assert list(temp.glob("peft-lab-job-*.json"))  # the job file, while the run trains
     time.sleep(1)  # the second run's progress bar is up: it is training; now stop it
     if to_group:
@@ -84,4 +92,4 @@ def test_a_run_that_does_not_stop_is_killed_and_recorded_cancelled(tmp_path):
     record = json.loads(path.read_text())
     assert record["status"] == "cancelled"
     assert record["error"] == "interrupted (SIGTERM); killed after not stopping within 1 s"
-    assert not [c for c in psutil.Process().children() if "time.sleep(60)" in c.cmdline()]
+    assert not [c for c in psutil.Process().children() if "time.sleep(60)" in _cmdline(c)]

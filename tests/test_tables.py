@@ -43,13 +43,20 @@ def test_pareto_front():
     assert [p[2] for p in pareto_front(points)] == ["cheap", "best"]
 
 
-def _record(method, curve, target_budget="8steps", checkpoints=(0.125, 0.25, 0.5, 1.0)):
-    return {"status": "ok", "experiment_id": "e", "config": {"method": method, "seed": 0, "budget": target_budget,
-                                                            "checkpoints": list(checkpoints), "batch_size": 4,
-                                                            "max_length": 8, "model": "x"},
-            "metrics": {"accuracy": 0.5, "majority_baseline": 0.4},
-            "measurements": {"trainable_params": 1, "total_params": 2, "peak_memory_mib": 1.0, "train_seconds": 1.0},
-            "curve": [{"fraction": f, "steps": s, "val_accuracy": a} for f, s, a in curve]}
+def _record(method, curve, target_budget="8steps", checkpoints=(0.125, 0.25, 0.5, 1.0), experiment="e"):
+    """A real record (from the fixtures), given another method, budget, checkpoints and curve."""
+    import dataclasses
+    from pathlib import Path
+
+    from runners import record
+
+    base = record.parse((Path(__file__).parent / "fixtures" / "records" / "v1-with-ablate.json").read_text())
+    point = base.curve[0]
+    config = dataclasses.replace(base.config, method=method, budget=target_budget, checkpoints=tuple(checkpoints))
+    return base.model_copy(update={
+        "config": config, "experiment_id": experiment, "run_id": f"{method}-{experiment}",
+        "method": base.method.model_copy(update={"label": method}),
+        "curve": [point.model_copy(update={"fraction": f, "steps": st, "val_accuracy": a}) for f, st, a in curve]})
 
 
 def test_a_checkpoint_not_reached_on_its_own_is_not_filled_from_a_later_one():
@@ -67,19 +74,14 @@ def test_a_checkpoint_not_reached_on_its_own_is_not_filled_from_a_later_one():
 
 
 def test_the_budget_to_target_column_has_one_name_whatever_the_target(tmp_path):
-    import json
-
     from runners.tables import write_tables
 
     runs = tmp_path / "d" / "runs"
     runs.mkdir(parents=True)
     for i, (budget, curve) in enumerate([("8steps", [(0.5, 4, 0.5), (1.0, 8, 0.6)]),
                                          ("16steps", [(0.5, 8, 0.7), (1.0, 16, 0.9)])]):
-        r = _record("m", curve, budget, checkpoints=(0.5, 1.0))
-        r.update(experiment_id=f"e{i}", run_id=f"m-{i}", timestamp=f"2026-01-0{i + 1}",
-                 model={"name": "x"}, data={"dataset": "d", "source": "dir:/x", "rows": {"train": 1, "validation": 1,
-                                                                                        "test": 1}})
-        (runs / f"m-{i}.json").write_text(json.dumps(r))
+        r = _record("m", curve, budget, checkpoints=(0.5, 1.0), experiment=f"e{i}")
+        (runs / f"m-{i}.json").write_text(r.to_json())
     write_tables(tmp_path, "d")
     df = pd.read_csv(tmp_path / "d" / "comparison.csv")
     assert "budget to target" in df and sorted(df["target val acc"].round(3)) == [0.57, 0.855]

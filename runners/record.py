@@ -1,0 +1,243 @@
+"""The run record: one typed, versioned structure, validated when written and when read, migrated from old versions.
+
+A record is the source of truth for every table and plot. Its shape is `Record` below (pydantic, so that it is
+validated field by field and its JSON Schema is generated, not written by hand: `python -m runners.record`).
+`SCHEMA_VERSION` changes whenever the shape does, and `MIGRATIONS` turns a record of every earlier version into the
+current one. Records are strict JSON: a value that is not finite is stored as null, never as a bare NaN.
+"""
+from __future__ import annotations
+
+import enum
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from runners.config import RunConfig
+from runners.errors import UserError
+
+SCHEMA_VERSION = 2
+Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]  # a real number: never NaN, inf or a string
+Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)]
+Count = Annotated[int, Field(ge=0, strict=True)]
+
+
+class Status(str, enum.Enum):
+    """How a run ended. Only `ok` runs carry metrics and measurements."""
+
+    OK = "ok"
+    OOM = "oom"  # out of device memory
+    DOES_NOT_FIT = "does-not-fit"  # no micro-batch fits under --memory-cap
+    DIVERGED = "diverged"  # the training loss became NaN or infinite
+    FAILED = "failed"  # it raised, or its process died
+    CANCELLED = "cancelled"  # stopped by Ctrl-C, SIGINT or SIGTERM
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MethodInfo(_Part):
+    label: str  # the spec as typed, NAME[:key=value...]: the row label
+    name: str | None = None
+    summary: str | None = None
+    params: dict[str, Any] | None = None  # the resolved hyperparameters
+
+
+class Metrics(_Part):
+    """Test-split metrics of the trained model."""
+
+    accuracy: Share
+    macro_f1: Share
+    eval_loss: Finite  # mean cross-entropy over the test rows, nats
+    majority_baseline: Share  # test accuracy of always predicting train's most common label
+
+
+class CurvePoint(_Part):
+    """Validation (and optionally test) metrics at one checkpoint, with the budget spent to reach it."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)  # test_* metrics with --test-each-checkpoint
+    fraction: Finite  # share of the budget spent
+    steps: Count
+    samples: Count
+    tokens: Count  # real tokens, padding excluded
+    flops: Finite  # FLOPs as counted for the method (runners.flops)
+    seconds: Finite  # training wall time so far, s
+    train_loss: Finite | None = None  # mean over the last logging window; None before the first read
+    val_accuracy: Share
+    val_macro_f1: Share
+    val_loss: Finite
+
+
+class Measurements(_Part):
+    """What a run cost. Seconds are wall time; memory in MiB (2^20 bytes)."""
+
+    train_seconds: Finite  # training only: evaluation and compilation excluded (a time budget pays for compiling)
+    compile_seconds: Finite = 0.0  # torch.compile's warm-up
+    eval_seconds: Finite  # checkpoints' validation and the final test
+    steps: Count
+    samples: Count
+    tokens: Count
+    flops: Finite
+    samples_per_second: Finite
+    tokens_per_second: Finite
+    flops_per_real_token: Finite
+    flop_model: dict[str, Finite]  # FLOPs per padded token: linear, and per position (quadratic)
+    final_train_loss: Finite | None = None
+    trainable_params: Count
+    total_params: Count  # a 4-bit weight counts two values per stored byte
+    peak_memory_mib: Finite
+    peak_memory_kind: str  # cuda_max_allocated, or cpu_peak_rss (the run process's own high-water mark)
+    cuda_max_reserved_mib: Finite | None = None
+    memory_breakdown: dict[str, Any]  # weights by dtype, gradients, optimizer state, the rest (activations)
+    micro_batch: Count
+    accumulation_steps: Count
+    memory_cap_enforced: bool
+
+
+class Record(_Part):
+    """One run of one method spec with one seed: what was asked, on what, how it ended and what it measured."""
+
+    schema_: int = Field(SCHEMA_VERSION, alias="schema")
+    run_id: str
+    experiment_id: str
+    status: Status
+    error: str | None = None  # one line, when the status is not ok
+    traceback: str | None = None  # the last frames, when the run raised
+    config: RunConfig  # what was asked for (validated by RunConfig itself)
+    method: MethodInfo
+    model: dict[str, Any]  # the model's identity: name, folder, hub commit, file hashes, shape
+    data: dict[str, Any]  # the data's identity: source, files, rows, content hashes, label names
+    versions: dict[str, str | None]
+    git: dict[str, Any]
+    command: str
+    timestamp: str | None = None  # UTC, ISO 8601, when the record was written
+    metrics: Metrics | None = None
+    curve: list[CurvePoint] = []
+    measurements: Measurements | None = None
+    device: dict[str, Any] | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Record:
+        if self.schema_ != SCHEMA_VERSION:
+            raise ValueError(f"schema {self.schema_} is not the current {SCHEMA_VERSION}")
+        if self.status is Status.OK:
+            missing = [n for n in ("metrics", "measurements", "device") if getattr(self, n) is None]
+            if missing or not self.curve:
+                raise ValueError(f"an ok record lacks {', '.join(missing + ([] if self.curve else ['curve']))}")
+        elif not self.error:
+            raise ValueError(f"a {self.status.value} record must say why (error)")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.method.label
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
+
+    def to_json(self) -> str:
+        return json.dumps(_finite(self.model_dump(mode="json", by_alias=True)), indent=2, allow_nan=False) + "\n"
+
+
+class RecordError(ValueError):
+    """A file that is not a readable, complete record of this or an earlier schema version; the message says why."""
+
+
+def validate(data: dict) -> Record:
+    """A record from a dict of the current version (e.g. one the worker built)."""
+    try:
+        return Record.model_validate(_finite(data))
+    except ValidationError as e:
+        raise RecordError(_one_line(e)) from None
+    except (UserError, TypeError) as e:  # RunConfig's own checks: a bad value, an unknown field
+        raise RecordError(f"config: {e}") from None
+
+
+def parse(text: str) -> Record:
+    """A record from its JSON text, migrated to the current version."""
+    try:
+        data = json.loads(text, parse_constant=lambda name: None)  # a bare NaN in an old record reads as null
+    except ValueError as e:
+        raise RecordError(f"not JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise RecordError("not a run record (not a JSON object)")
+    return validate(migrate(data))
+
+
+def migrate(data: dict) -> dict:
+    """Apply each migration from the record's version up to the current one."""
+    version = data.get("schema")
+    if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
+        raise RecordError(f"unknown schema version {version!r} (this lab reads 1..{SCHEMA_VERSION})")
+    for step in MIGRATIONS[version - 1:]:
+        data = step(data)
+    return data
+
+
+def _v1_to_v2(data: dict) -> dict:
+    """Version 1 had two shapes (before and after `ablate`, `compile` and `compile_seconds` appeared), bare NaN for
+    unread losses, and statuses as free strings. Version 2 is one shape with every field present."""
+    data = {**data, "schema": 2}
+    config = data.get("config")
+    if isinstance(config, dict):
+        data["config"] = {"ablate": [], "compile": False, **config}
+    if isinstance(data.get("measurements"), dict):
+        data["measurements"] = {"compile_seconds": 0.0, **data["measurements"]}
+    return data
+
+
+MIGRATIONS = [_v1_to_v2]  # MIGRATIONS[k] turns version k + 1 into k + 2
+
+
+def read(path: Path, warn=None) -> Record | None:
+    """The record in `path`, or None (with one warning naming the file and what is wrong) if it has none."""
+    try:
+        return parse(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, RecordError) as e:
+        (warn or _warn)(f"warning: skipping {path}: {e}")
+        return None
+
+
+def json_schema() -> dict:
+    """The JSON Schema of the current record version, for tools outside this lab."""
+    schema = Record.model_json_schema(by_alias=True)
+    schema["$id"] = f"peft-lab/record/v{SCHEMA_VERSION}"
+    return schema
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _one_line(e: ValidationError) -> str:
+    first = e.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "record"
+    more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    print(json.dumps(json_schema(), indent=2))
