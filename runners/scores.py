@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 
 ECE_BINS = 15
 ECE_NOTE = f"ECE: {ECE_BINS} equal-width bins of the top-class probability (Guo et al. 2017)"
-AUC_NOTE = "ROC-AUC: one-vs-rest, macro-averaged over the classes present in the test labels"
+AUC_NOTE = "ROC-AUC: one-vs-rest, averaged over the classes present in the test labels"
 
 
 def _check(labels, proba) -> tuple[np.ndarray, np.ndarray]:
@@ -21,22 +21,45 @@ def _check(labels, proba) -> tuple[np.ndarray, np.ndarray]:
     return y, p
 
 
-def roc_auc_ovr_macro(labels, proba) -> float:
-    """ROC-AUC from predicted probabilities `proba` (n, classes) for integer `labels` (n,).
+def roc_auc_ovr(labels, proba, average: str = "macro") -> float:
+    """ROC-AUC from predicted probabilities `proba` (n, classes) for integer `labels` (n,), one-vs-rest.
 
-    Two classes: the AUC of the positive column, proba[:, 1] (sklearn's binary convention). More: one-vs-rest, each
-    class c's AUC of proba[:, c] for "label == c", then the unweighted mean over classes; this equals
-    `roc_auc_score(labels, proba, multi_class="ovr", average="macro")` when every class occurs, without that
+    Each class c present in `labels` scores "label == c" by proba[:, c]; `average` "macro" is the unweighted mean
+    over those classes, "weighted" weighs each by its share of the rows. With every class present this equals
+    `roc_auc_score(labels, proba, multi_class="ovr")` (and for two classes the AUC of proba[:, 1]), without that
     function's demand that rows sum to 1 (stored float16 probabilities do not, exactly). A class absent from
-    `labels` has no positives and no AUC: the mean is over the classes present. NaN when fewer than two are.
+    `labels` has no positives and no ROC curve, so the mean is over the classes present; NaN when fewer than two are.
     """
     y, p = _check(labels, proba)
     present = np.unique(y)
     if len(present) < 2:
         return float("nan")
-    if p.shape[1] == 2:
-        return float(roc_auc_score(y, p[:, 1]))
-    return float(np.mean([roc_auc_score(y == c, p[:, c]) for c in present]))
+    onehot = (y[:, None] == present[None, :]).astype(int)
+    return float(roc_auc_score(onehot, p[:, present], average=average))
+
+
+def roc_auc_ovr_macro(labels, proba) -> float:
+    return roc_auc_ovr(labels, proba, "macro")
+
+
+def classification_metrics(labels, proba) -> dict[str, float]:
+    """Every test metric of a classifier from its probabilities, the same for fine-tuned methods and baselines:
+    accuracy, macro and weighted F1 of the argmax (every class 0..K-1 counted; an absent, never-predicted one scores
+    0), one-vs-rest ROC-AUC macro and weighted (see `roc_auc_ovr`), ECE and the mean cross-entropy (nats)."""
+    from sklearn.metrics import accuracy_score, f1_score, log_loss
+
+    y, p = _check(labels, proba)
+    classes = list(range(p.shape[1]))
+    predicted = p.argmax(axis=1)
+    return {
+        "accuracy": float(accuracy_score(y, predicted)),
+        "macro_f1": float(f1_score(y, predicted, average="macro", labels=classes, zero_division=0)),
+        "weighted_f1": float(f1_score(y, predicted, average="weighted", labels=classes, zero_division=0)),
+        "auc_macro": roc_auc_ovr(y, p, "macro"),
+        "auc_weighted": roc_auc_ovr(y, p, "weighted"),
+        "ece": expected_calibration_error(y, p),
+        "eval_loss": float(log_loss(y, np.clip(p, 1e-12, 1), labels=classes)),
+    }
 
 
 def expected_calibration_error(labels, proba, bins: int = ECE_BINS) -> float:

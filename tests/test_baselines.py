@@ -10,9 +10,11 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 
 import baselines
-from baselines import metrics, parse_spec
+from baselines import parse_spec
 from baselines.base import INSTALL_HINT, Baseline, register
 from methods import SpecError
+from runners.scores import classification_metrics as metrics
+from runners.scores import expected_calibration_error
 
 HAS_GENSIM = importlib.util.find_spec("gensim") is not None
 NAMES = [
@@ -79,8 +81,9 @@ def test_metrics_of_a_baseline_are_sklearns(name, fitted, tweets):
         "weighted_f1": f1_score(labels, predicted, average="weighted"),
         "auc_macro": roc_auc_score(labels, proba, multi_class="ovr", average="macro"),
         "auc_weighted": roc_auc_score(labels, proba, multi_class="ovr", average="weighted"),
-        "log_loss": log_loss(labels, proba),
-    }, abs=1e-12)
+        "ece": expected_calibration_error(labels, proba),
+        "eval_loss": log_loss(labels, proba),
+    }, abs=1e-9)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -105,7 +108,7 @@ def test_metrics_match_sklearn_on_a_tiny_fixture():
     assert got["weighted_f1"] == pytest.approx(f1_score(LABELS, predicted, average="weighted"))
     assert got["auc_macro"] == pytest.approx(roc_auc_score(LABELS, PROBA, multi_class="ovr", average="macro"))
     assert got["auc_weighted"] == pytest.approx(roc_auc_score(LABELS, PROBA, multi_class="ovr", average="weighted"))
-    assert got["log_loss"] == pytest.approx(log_loss(LABELS, PROBA))
+    assert got["eval_loss"] == pytest.approx(log_loss(LABELS, PROBA))
 
 
 def test_binary_auc_is_the_plain_auc():
@@ -128,9 +131,9 @@ def test_auc_averages_over_the_classes_present_when_one_is_absent():
                                                      zero_division=0))
 
 
-def test_auc_is_none_with_a_single_class_present():
+def test_auc_is_nan_with_a_single_class_present():  # a record stores it as null
     got = metrics(np.array([1, 1, 1]), PROBA[:3])
-    assert got["auc_macro"] is None and got["auc_weighted"] is None
+    assert np.isnan(got["auc_macro"]) and np.isnan(got["auc_weighted"])
     assert got["accuracy"] == pytest.approx(2 / 3)
 
 
