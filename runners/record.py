@@ -42,6 +42,7 @@ class _Part(BaseModel):
 
 class MethodInfo(_Part):
     label: str  # the spec as typed, NAME[:key=value...]: the row label
+    kind: str = "method"  # "method" (fine-tunes the model) or "baseline" (a classical reference, trained apart)
     name: str | None = None
     summary: str | None = None
     params: dict[str, Any] | None = None  # the resolved hyperparameters
@@ -54,6 +55,21 @@ class Metrics(_Part):
     macro_f1: Share
     eval_loss: Finite  # mean cross-entropy over the test rows, nats
     majority_baseline: Share  # test accuracy of always predicting train's most common label
+    # From the predicted probabilities (runners.scores); None in records made before they were kept, and AUC where
+    # fewer than two classes occur in the test rows.
+    weighted_f1: Share | None = None
+    auc_macro: Share | None = None  # one-vs-rest ROC-AUC, over the classes present in the test labels
+    auc_weighted: Share | None = None
+    ece: Share | None = None  # expected calibration error, 15 equal-width confidence bins
+
+
+class Predictions(_Part):
+    """A run's test predictions, compact (runners.scores), so that runs compare example by example."""
+
+    rows_sha256: str  # the test rows they are for (the data's content hash of the test split)
+    labels: str  # the true labels, one character per row
+    predicted: str  # the predicted labels, likewise
+    proba: str | None = None  # float16 class probabilities, base64
 
 
 class CurvePoint(_Part):
@@ -118,6 +134,7 @@ class Record(_Part):
     metrics: Metrics | None = None
     curve: list[CurvePoint] = []
     measurements: Measurements | None = None
+    predictions: Predictions | None = None
     device: dict[str, Any] | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -116,3 +116,10 @@ def expand_probabilities(text: str) -> np.ndarray:
     if kind != "f16":
         raise ValueError(f"unknown probability encoding {kind!r}")
     return np.frombuffer(base64.b64decode(data), dtype="<f2").astype(np.float64).reshape(-1, int(classes))
+
+
+def stored_predictions(labels, proba, rows_sha256: str) -> dict:
+    """The `predictions` part of a record: true and predicted labels and the probabilities, compact."""
+    y, p = _check(labels, proba)
+    return {"rows_sha256": rows_sha256, "labels": compact_predictions(y), "predicted": compact_predictions(p.argmax(1)),
+            "proba": compact_probabilities(p)}

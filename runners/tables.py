@@ -1,7 +1,10 @@
-"""Comparison tables, derived from run records alone: markdown (tabulate) and csv (pandas)."""
+"""Comparison tables, derived from run records alone: markdown (tabulate) and csv (pandas).
+
+Each cell is a mean over seeds with its 95% interval (runners.stats); the top group by test accuracy is bold, decided
+by a paired test with Holm's correction (runners.verdict), and the test, correction and level are named under it.
+"""
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,22 +12,27 @@ from fractions import Fraction
 from pathlib import Path
 
 import pandas as pd
-from scipy.stats import t as student_t
 from tabulate import tabulate
 
 from runners.budget import Budget
+from runners.headers import header
 from runners.plots import UNIT_KEYS, write_plots
 from runners.record import Record
 from runners.records import load_records, row_label, write_text_atomic
+from runners.scores import AUC_NOTE, ECE_NOTE
+from runners.stats import LOG_CI, T_CI, mean_ci, reach_interval, reach_summary
+from runners.verdict import accuracy_group, sentences
 
 
 @dataclass(frozen=True)
 class Column:
-    """A table column: how to read a run's value, which way is better (↑/↓), and how to print it."""
+    """A table column: how to read a run's value, which way is better (↑/↓), how to print it, and whether it is a
+    positive, skewed quantity (time, memory, throughput) whose interval is taken on the log scale."""
 
-    get: Callable[[dict], float | None]
+    get: Callable[[Record], float | None]
     better: str
     fmt: str
+    positive: bool = False
 
 
 def _at(path: tuple[str, ...]) -> Callable[[Record], float | None]:
@@ -38,10 +46,14 @@ def _at(path: tuple[str, ...]) -> Callable[[Record], float | None]:
 STATIC = {
     "test acc": Column(_at(("metrics", "accuracy")), "↑", "{:.4f}"),
     "macro-F1": Column(_at(("metrics", "macro_f1")), "↑", "{:.4f}"),
-    "peak mem (MiB)": Column(_at(("measurements", "peak_memory_mib")), "↓", "{:,.0f}"),
-    "train time (s)": Column(_at(("measurements", "train_seconds")), "↓", "{:.1f}"),
-    "samples/s": Column(_at(("measurements", "samples_per_second")), "↑", "{:.1f}"),
+    "weighted-F1": Column(_at(("metrics", "weighted_f1")), "↑", "{:.4f}"),
+    "AUC": Column(_at(("metrics", "auc_macro")), "↑", "{:.4f}"),
+    "ECE": Column(_at(("metrics", "ece")), "↓", "{:.4f}"),
+    "peak mem (MiB)": Column(_at(("measurements", "peak_memory_mib")), "↓", "{:,.0f}", positive=True),
+    "train time (s)": Column(_at(("measurements", "train_seconds")), "↓", "{:.1f}", positive=True),
+    "samples/s": Column(_at(("measurements", "samples_per_second")), "↑", "{:.1f}", positive=True),
 }
+OPTIONAL = ("weighted-F1", "AUC", "ECE")  # shown where some record has them (older records do not)
 RANK_BY = "test acc"
 TO_TARGET = "budget to target"
 
@@ -56,9 +68,9 @@ def _curve_value(record: Record, fraction: float, key: str, later: float | None 
     return getattr(point, key, None)
 
 
-def _reach(record: Record, target: float, unit_key: str):
-    """Budget spent (in the budget's unit) at the first checkpoint whose validation accuracy reached `target`."""
-    return next((getattr(p, unit_key) for p in record.curve if p.val_accuracy >= target), None)
+def _reach(record: Record, target: float, unit_key: str) -> tuple[float, float] | None:
+    """The interval (lo, hi] of the budget (in `unit_key`) in which the run first reached `target`."""
+    return reach_interval([(getattr(p, unit_key), p.val_accuracy) for p in record.curve], target)
 
 
 def target_accuracy(records: list[Record], fraction: float = 0.95) -> float | None:
@@ -70,20 +82,15 @@ def target_accuracy(records: list[Record], fraction: float = 0.95) -> float | No
     return fraction * max(statistics.fmean(v) for v in finals.values()) if finals else None
 
 
-def columns(records: list[Record], target: float | None) -> dict[str, Column]:
-    """The static columns, then one per checkpoint (accuracy at that share of the budget), then the target."""
+def columns(records: list[Record]) -> dict[str, Column]:
+    """The static columns (the optional metrics where some record has them), then one per checkpoint."""
     cfg = records[-1].config
     key = "test_accuracy" if cfg.test_each_checkpoint else "val_accuracy"
-    cols = dict(STATIC)
+    cols = {n: c for n, c in STATIC.items() if n not in OPTIONAL or any(c.get(r) is not None for r in records)}
     marks = sorted(set(cfg.checkpoints) | {1.0})
     for f, later in zip(marks[:-1], marks[1:]):  # the last checkpoint is the end: its test accuracy is shown
         cols[f"{'test' if 'test' in key else 'val'} acc @{_share(f)}"] = Column(
             lambda r, f=f, later=later: _curve_value(r, f, key, later), "↑", "{:.3f}")
-    if target is not None:
-        spent = UNIT_KEYS[Budget.parse(cfg.budget).unit]  # an epochs budget is counted in samples
-        fmt = {"flops": "{:.3g}", "seconds": "{:.1f}"}.get(spent, "{:,.0f}")
-        # one name whatever the target and unit, so that experiments concatenate; both are columns of their own
-        cols[TO_TARGET] = Column(lambda r: _reach(r, target, spent), "↓", fmt)
     return cols
 
 
@@ -92,75 +99,63 @@ def _share(f: float) -> str:
     return f"{frac.numerator}/{frac.denominator}" if frac.denominator > 1 else str(frac.numerator)
 
 
-def stats(values: list[float]) -> dict:
-    """Mean, sample sd and the 95% confidence interval of the mean (t-distribution); sd and CI need two values."""
-    n = len(values)
-    if n == 0:
-        return {"mean": None, "sd": None, "lo": None, "hi": None, "n": 0}
-    mean = statistics.fmean(values)
-    if n == 1:
-        return {"mean": mean, "sd": None, "lo": None, "hi": None, "n": 1}
-    sd = statistics.stdev(values)
-    half = float(student_t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-    return {"mean": mean, "sd": sd, "lo": mean - half, "hi": mean + half, "n": n}
-
-
 def summarize(records: list[Record], target: float | None = None) -> tuple[pd.DataFrame, dict[str, Column]]:
-    """One row per method spec: parameters, and mean, sd, CI and each seed's value of every column."""
-    cols = columns(records, target)
+    """One row per method spec: parameters; mean, sd, 95% interval and each seed's value of every column; the
+    budget to reach `target` as an interval; and whether the row is in the top group by test accuracy."""
+    cols = columns(records)
+    group = accuracy_group(records)
+    cfg = records[-1].config
+    spent = UNIT_KEYS[Budget.parse(cfg.budget).unit]  # an epochs budget is counted in samples
     rows = []
     for label in dict.fromkeys(row_label(r) for r in records):
         runs = [r for r in records if row_label(r) == label]
         ok = [r for r in runs if r.ok]
-        row = {"method": label, "seeds": ";".join(str(r.seed) for r in ok),
+        row = {"method": label, "kind": runs[0].method.kind, "seeds": ";".join(str(r.seed) for r in ok),
                "status": "; ".join(f"seed {r.seed}: {r.status.value}: {r.error}"
                                    for r in runs if not r.ok) or "ok"}  # a row all failed says why
-        if ok:
+        if ok and ok[0].measurements is not None:
             m = ok[0].measurements
             row["trainable params"] = m.trainable_params
             row["trainable %"] = 100 * m.trainable_params / m.total_params
             row["micro-batch"] = m.micro_batch
         for name, col in cols.items():
             values = [v for v in (col.get(r) for r in ok) if v is not None]
-            s = stats(values)
-            row.update({name: s["mean"], f"{name} sd": s["sd"], f"{name} ci_lo": s["lo"], f"{name} ci_hi": s["hi"],
-                        f"{name} values": ";".join(f"{v:.6g}" for v in values)})
-            if name == TO_TARGET:
-                row[f"{name} reached"] = len(values)
+            s = mean_ci(values, positive=col.positive)
+            row.update({name: s.mean, f"{name} center": s.center, f"{name} sd": s.sd, f"{name} ci_lo": s.lo,
+                        f"{name} ci_hi": s.hi, f"{name} values": ";".join(f"{v:.6g}" for v in values)})
+        if target is not None:
+            reach = reach_summary([_reach(r, target, spent) for r in ok])
+            row.update({TO_TARGET: reach.hi, f"{TO_TARGET} lo": reach.lo, f"{TO_TARGET} reached": reach.reached,
+                        f"{TO_TARGET} runs": reach.runs})
+        comparison = group.comparisons.get(label)
+        row.update({"top group": label in group.members,
+                    "p vs best": comparison.p if comparison else None,
+                    "p vs best (Holm)": comparison.p_adjusted if comparison else None})
         rows.append(row)
     df = pd.DataFrame(rows)
-    ascending = cols[RANK_BY].better == "↓"
-    df = df.sort_values(RANK_BY, ascending=ascending, na_position="last", kind="stable").reset_index(drop=True)
+    df = df.sort_values(RANK_BY, ascending=False, na_position="last", kind="stable").reset_index(drop=True)
     return df, cols
 
 
-def _winner(df: pd.DataFrame, name: str, better: str) -> int | None:
-    """The row that wins a column by more than the uncertainty: its 95% CI clear of every other row's.
-    With one seed there is no CI, so nothing is marked as a win."""
-    valid = df[df[name].notna() & df[f"{name} ci_lo"].notna()]
-    if len(valid) < 2:
-        return None
-    best = valid[name].idxmax() if better == "↑" else valid[name].idxmin()
-    others = valid.drop(index=best)
-    if better == "↑":
-        clear = (valid.at[best, f"{name} ci_lo"] > others[f"{name} ci_hi"]).all()
-    else:
-        clear = (valid.at[best, f"{name} ci_hi"] < others[f"{name} ci_lo"]).all()
-    return best if clear else None
-
-
-def to_markdown(df: pd.DataFrame, cols: dict[str, Column], batch_size: int | None = None) -> str:
+def to_markdown(df: pd.DataFrame, cols: dict[str, Column], batch_size: int | None = None,
+                unit_fmt: str = "{:,.0f}") -> str:
     micro = df["micro-batch"].dropna() if "micro-batch" in df else pd.Series(dtype=float)
     show_micro = batch_size is not None and (micro != batch_size).any()
+    show_target = TO_TARGET in df
     headers = ["method", "trainable params", "trainable %"] + [f"{n} {c.better}" for n, c in cols.items()]
+    headers += [f"{TO_TARGET} ↓"] if show_target else []
     show_status = (df["status"] != "ok").any()
-    winners = {n: _winner(df, n, c.better) for n, c in cols.items()}
+    methods = df[df["kind"] == "method"] if "kind" in df else df
+    bold = bool(methods["top group"].any()) and not methods["top group"].all()  # all tied: nothing stands out
     body = []
-    for i, row in df.iterrows():
-        cells = [row["method"], _fmt(row.get("trainable params"), "{:,.0f}"), _fmt(row.get("trainable %"), "{:.3g}")]
-        for name, col in cols.items():
-            text = _cell(row, name, col.fmt)
-            cells.append(f"**{text}**" if winners[name] == i else text)
+    for _, row in df.iterrows():
+        name = row["method"] + (" (baseline)" if row.get("kind") == "baseline" else "")
+        cells = [name, _fmt(row.get("trainable params"), "{:,.0f}"), _fmt(row.get("trainable %"), "{:.3g}")]
+        for col_name, col in cols.items():
+            text = _cell(row, col_name, col)
+            cells.append(f"**{text}**" if bold and col_name == RANK_BY and row["top group"] else text)
+        if show_target:
+            cells.append(_reach_cell(row, unit_fmt))
         extra = ([_fmt(row.get("micro-batch"), "{:.0f}")] if show_micro else []) + (
             [_status_cell(row["status"])] if show_status else [])
         body.append(cells + extra)
@@ -174,66 +169,29 @@ def _status_cell(status: str, width: int = 160) -> str:
     return text.replace("|", "\\|")  # a `|` in an error message would split the markdown row
 
 
-def _cell(row: pd.Series, name: str, fmt: str) -> str:
-    """`mean ± sd [lo, hi]`, or the mean alone for one seed; a target column says how many seeds reached it."""
-    if f"{name} reached" in row and row["seeds"]:
-        reached, runs = int(row[f"{name} reached"]), len(row["seeds"].split(";"))
-        if reached == 0:
-            return "not reached"
-        if reached < runs:
-            return f"{fmt.format(row[name])} ({reached}/{runs} seeds)"
-    text = _fmt(row[name], fmt)
-    if pd.notna(row[f"{name} sd"]):
-        lo, hi = fmt.format(row[f"{name} ci_lo"]), fmt.format(row[f"{name} ci_hi"])
-        text += f" ± {fmt.format(row[f'{name} sd'])} [{lo}, {hi}]"
-    return text
+def _cell(row: pd.Series, name: str, col: Column) -> str:
+    """`mean ± sd [lo, hi]`, or for a positive quantity `geometric mean [lo, hi]`; the value alone for one seed."""
+    fmt = col.fmt
+    if pd.isna(row[f"{name} ci_lo"]):
+        return _fmt(row[name], fmt)
+    lo, hi = fmt.format(row[f"{name} ci_lo"]), fmt.format(row[f"{name} ci_hi"])
+    if col.positive:
+        return f"{fmt.format(row[f'{name} center'])} [{lo}, {hi}]"
+    return f"{fmt.format(row[name])} ± {fmt.format(row[f'{name} sd'])} [{lo}, {hi}]"
+
+
+def _reach_cell(row: pd.Series, fmt: str) -> str:
+    runs, reached = row.get(f"{TO_TARGET} runs"), row.get(f"{TO_TARGET} reached")
+    if pd.isna(runs) or not runs:
+        return "–"
+    if not reached:
+        return f"not reached (0/{int(runs)} seeds)"
+    span = f"({fmt.format(row[f'{TO_TARGET} lo'])}, {fmt.format(row[TO_TARGET])}]"
+    return span if reached == runs else f"{span}, {int(reached)}/{int(runs)} seeds"
 
 
 def _fmt(value, fmt: str) -> str:
     return "–" if value is None or pd.isna(value) else fmt.format(value)
-
-
-def header(records: list[Record]) -> str:
-    """What the table's numbers came from: model, data, budget, seeds, device and the command."""
-    last = records[-1]
-    cfg, model, data = last.config, last.model, last.data
-    arch = model.get("architecture", {})
-    shape = ", ".join(f"{k} {v}" for k, v in arch.items() if k != "model_type")
-    weights = ", ".join(f"{n} sha256 {h[:12]}" for n, h in model.get("weights_sha256", {}).items())
-    devices = sorted({f"{r.device['type']} ({r.device['name']})" for r in records if r.device})
-    seeds = sorted({r.seed for r in records})
-    rows = data["rows"]
-    baseline = next((r.metrics.majority_baseline for r in records if r.metrics), None)
-    lines = [
-        f"- **Model:** `{model['name']}` (a {arch.get('model_type', '?')}-architecture model: {shape}; {weights})",
-        f"- **Data:** {data['dataset']} from `{data['source']}`: train {rows['train']:,}, validation "
-        f"{rows['validation']:,}, test {rows['test']:,} rows; max_length {cfg.max_length}",
-        f"- **Classes:** {_classes(data)}",
-        f"- **Budget:** {cfg.budget} per run, batch {cfg.batch_size}; **seeds:** "
-        f"{', '.join(map(str, seeds))}; **device:** {', '.join(devices) or '–'}",
-        f"- **Majority-class baseline** (test accuracy of always predicting train's most common label): "
-        f"{_fmt(baseline, '{:.4f}')}",
-        f"- **Peak memory** is {_memory_kind(records)}",
-        f"- **Command:** `{last.command}`",
-    ]
-    return "\n".join(lines)
-
-
-def _classes(data: dict) -> str:
-    """`3: 0 negative (train 7,781, test 1,001), ...`: the classes' ids, names and row counts."""
-    names, counts = data.get("label_names") or [], data.get("class_counts") or {}
-    parts = []
-    for i, name in enumerate(names):
-        shown = f"{i} {name}" if str(name) != str(i) else str(i)
-        per_split = ", ".join(f"{split} {c[i]:,}" for split, c in counts.items() if i < len(c))
-        parts.append(f"{shown} ({per_split})" if per_split else shown)
-    return f"{len(names)}: {', '.join(parts)}" if names else "–"
-
-
-def _memory_kind(records: list[Record]) -> str:
-    kinds = {r.measurements.peak_memory_kind for r in records if r.measurements}
-    names = {"cuda_max_allocated": "CUDA max allocated", "cpu_peak_rss": "the run process's peak RSS"}
-    return " / ".join(names.get(k, k) for k in sorted(kinds)) or "–"
 
 
 def experiments(records: list[Record]) -> list[list[Record]]:
@@ -245,19 +203,27 @@ def experiments(records: list[Record]) -> list[list[Record]]:
 
 
 def render(records: list[Record], target: float | None) -> tuple[str, pd.DataFrame]:
-    """One experiment's markdown section (header and table) and its summary frame."""
+    """One experiment's markdown section (header, verdict, table and the notes on how to read it)."""
     target = target if target is not None else target_accuracy(records)
     df, cols = summarize(records, target)
     cfg = records[-1].config
-    notes = ["- **Cells:** mean ± sd [95% CI of the mean, t-distribution] over seeds where there are several; "
-             "**bold** marks a win whose CI clears every other row's (ties stay plain)"]
+    unit = UNIT_KEYS[Budget.parse(cfg.budget).unit]
+    group = accuracy_group(records)
+    verdict = " ".join(sentences(records, group))
+    notes = [f"- **Cells:** mean ± sd [{T_CI}] over seeds; time, memory and samples/s: geometric mean "
+             f"[{LOG_CI}]; one value where there is one seed",
+             f"- {group.footer}" if group.best else "- Top group: none (no fine-tuning row ended ok)"]
+    if any(n in cols for n in OPTIONAL):
+        notes.append(f"- **Scores from probabilities:** {AUC_NOTE}; {ECE_NOTE}")
     if target is not None:
-        unit = Budget.parse(cfg.budget).unit
         notes.append(f"- **Checkpoints:** accuracy at that share of the budget (– where the budget's steps were too "
-                     f"few to evaluate it apart from a later checkpoint); *{TO_TARGET}* is the {unit} spent at "
-                     f"the first checkpoint reaching validation accuracy {target:.3f} "
-                     f"(95% of the best final one unless `--target-accuracy` is given)")
-    text = f"{header(records)}\n" + "\n".join(notes) + f"\n\n{to_markdown(df, cols, cfg.batch_size)}\n"
+                     f"few to evaluate it apart from a later checkpoint); *{TO_TARGET}* is the interval of "
+                     f"{unit} (last checkpoint below, first at or above) in which validation accuracy first "
+                     f"reached {target:.3f} (95% of the best final one unless `--target-accuracy` is given), over "
+                     f"the seeds that reached it")
+    fmt = {"flops": "{:.3g}", "seconds": "{:.1f}"}.get(unit, "{:,.0f}")
+    text = (f"{header(records)}\n\n**Verdict:** {verdict}\n\n{to_markdown(df, cols, cfg.batch_size, fmt)}\n\n"
+            + "\n".join(notes) + "\n")
     return text, df
 
 

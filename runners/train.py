@@ -158,11 +158,15 @@ def _checkpoint(model, evaluators, cfg, res, fraction, device, num_labels, bf16)
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, split: TokenizedSplit, collate: Collator, batch_size: int,
-             device: torch.device, num_labels: int, bf16: bool = True) -> dict:
-    """Accuracy, macro-F1 and mean cross-entropy over a split; predictions stay on the device until the end."""
+             device: torch.device, num_labels: int, bf16: bool = True, detailed: bool = False) -> dict:
+    """Accuracy, macro-F1 and mean cross-entropy over a split; results stay on the device until the end.
+
+    `detailed`: also every metric of `runners.scores.classification_metrics` (weighted F1, AUC, ECE) and, under
+    "proba", the class probabilities (n × K, in the split's row order) from which a record stores its predictions.
+    """
     model.eval()
     order = np.argsort(split.lengths, kind="stable")  # similar lengths together: least padding
-    preds, loss_sum = [], torch.zeros((), device=device)
+    preds, probs, loss_sum = [], [], torch.zeros((), device=device)
     for start in range(0, len(order), batch_size):
         batch = collate(order[start:start + batch_size])
         labels = batch.pop("labels")
@@ -170,13 +174,23 @@ def evaluate(model: nn.Module, split: TokenizedSplit, collate: Collator, batch_s
             logits = model(**batch).logits.float()
         loss_sum += F.cross_entropy(logits, labels, reduction="sum")
         preds.append(logits.argmax(-1))
+        if detailed:
+            probs.append(logits.softmax(-1))
     predicted = np.empty(len(order), dtype=np.int64)
     predicted[order] = torch.cat(preds).cpu().numpy()
     truth = split.labels.numpy()
-    return {"accuracy": float(accuracy_score(truth, predicted)),
-            "macro_f1": float(f1_score(truth, predicted, average="macro", labels=list(range(num_labels)),
-                                       zero_division=0)),
-            "loss": loss_sum.item() / len(order)}
+    result = {"accuracy": float(accuracy_score(truth, predicted)),
+              "macro_f1": float(f1_score(truth, predicted, average="macro", labels=list(range(num_labels)),
+                                         zero_division=0)),
+              "loss": loss_sum.item() / len(order)}
+    if detailed:
+        from runners.scores import classification_metrics
+
+        proba = np.empty((len(order), num_labels), dtype=np.float64)
+        proba[order] = torch.cat(probs).double().cpu().numpy()
+        scores = classification_metrics(truth, proba)
+        result.update({k: scores[k] for k in ("weighted_f1", "auc_macro", "auc_weighted", "ece")}, proba=proba)
+    return result
 
 
 def compile_model(model: nn.Module, collate: Collator, lengths: np.ndarray, micro: int, device: torch.device,

@@ -1,0 +1,53 @@
+"""The lines above each comparison table: what its numbers came from (model, data, classes, budget, device, command)."""
+from __future__ import annotations
+
+from runners.record import Record
+
+
+def _fmt(value, fmt: str) -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def header(records: list[Record]) -> str:
+    """What the table's numbers came from: model, data, budget, seeds, device and the command."""
+    last = records[-1]
+    cfg, model, data = last.config, last.model, last.data
+    arch = model.get("architecture", {})
+    shape = ", ".join(f"{k} {v}" for k, v in arch.items() if k != "model_type")
+    weights = ", ".join(f"{n} sha256 {h[:12]}" for n, h in model.get("weights_sha256", {}).items())
+    devices = sorted({f"{r.device['type']} ({r.device['name']})" for r in records if r.device})
+    seeds = sorted({r.seed for r in records})
+    rows = data["rows"]
+    baseline = next((r.metrics.majority_baseline for r in records if r.metrics), None)
+    lines = [
+        f"- **Model:** `{model['name']}` (a {arch.get('model_type', '?')}-architecture model: {shape}; {weights})",
+        f"- **Data:** {data['dataset']} from `{data['source']}`: train {rows['train']:,}, validation "
+        f"{rows['validation']:,}, test {rows['test']:,} rows; max_length {cfg.max_length}",
+        f"- **Classes:** {_classes(data)}",
+        f"- **Budget:** {cfg.budget} per run, batch {cfg.batch_size}; **seeds:** "
+        f"{', '.join(map(str, seeds))}; **device:** {', '.join(devices) or '–'}",
+        f"- **Majority-class baseline** (test accuracy of always predicting train's most common label): "
+        f"{_fmt(baseline, '{:.4f}')}",
+        f"- **Peak memory** is {_memory_kind(records)}",
+        f"- **Command:** `{last.command}`",
+    ]
+    return "\n".join(lines)
+
+
+def _classes(data: dict) -> str:
+    """`3: 0 negative (train 7,781, test 1,001), ...`: the classes' ids, names and row counts."""
+    names, counts = data.get("label_names") or [], data.get("class_counts") or {}
+    parts = []
+    for i, name in enumerate(names):
+        shown = f"{i} {name}" if str(name) != str(i) else str(i)
+        per_split = ", ".join(f"{split} {c[i]:,}" for split, c in counts.items() if i < len(c))
+        parts.append(f"{shown} ({per_split})" if per_split else shown)
+    return f"{len(names)}: {', '.join(parts)}" if names else "–"
+
+
+def _memory_kind(records: list[Record]) -> str:
+    kinds = {r.measurements.peak_memory_kind for r in records if r.measurements}
+    names = {"cuda_max_allocated": "CUDA max allocated", "cpu_peak_rss": "the run process's peak RSS"}
+    return " / ".join(names.get(k, k) for k in sorted(kinds)) or "–"
+
+
