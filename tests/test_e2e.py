@@ -64,7 +64,8 @@ def test_tables_show_every_method(results):
     for plot in ("accuracy_vs_budget.png", "accuracy_vs_cost.png"):
         path = results / "tweets" / "plots" / f"{eid}-{plot}"
         assert path.stat().st_size > 10_000 and f"(plots/{path.name})" in md
-    assert "val acc @1/8 ↑" in md and "budget to target ↓" in md and "the samples spent at the first checkpoint" in md
+    assert "val acc @1/8 ↑" in md and "budget to target ↓" in md and "is the interval of samples" in md
+    assert "**Verdict:** " in md and "Top group (bold): " in md
     csv = pd.read_csv(results / "tweets" / "comparison.csv")
     assert sorted(csv.method) == ["full", "head", "lora", "qlora"]
     assert list(csv["test acc"]) == sorted(csv["test acc"], reverse=True)  # ranked by accuracy
