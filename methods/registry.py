@@ -55,10 +55,6 @@ class MethodSpec:
     label: str
     method: Method
 
-    @property
-    def name(self) -> str:
-        return self.method.name
-
 
 def parse_spec(text: str) -> MethodSpec:
     label = text.strip()

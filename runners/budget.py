@@ -36,7 +36,6 @@ class Budget:
 
     amount: float
     unit: str
-    text: str
 
     @classmethod
     def parse(cls, text: str) -> Budget:
@@ -56,7 +55,7 @@ class Budget:
         if amount <= 0 or (unit in ("steps", "samples", "tokens") and amount != int(amount)):
             kind = "integer" if unit in ("steps", "samples", "tokens") else "number"
             raise UserError(f"bad budget {text!r}: {unit} must be a positive {kind}")
-        return cls(amount, unit, text.strip())
+        return cls(amount, unit)
 
     @property
     def needs_clock(self) -> bool:

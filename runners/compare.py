@@ -13,14 +13,14 @@ from runners import environment as env
 from runners import estimate
 from runners.batches import default_cache_dir, load_tokenized, tokenize_cached
 from runners.budget import Budget
+from runners.cli import add_run_options, run_settings, value_flags
 from runners.config import RunConfig, stable_hash
 from runners.data import load_splits
 from runners.errors import UserError
 from runners.executor import ExitCode, Stopped, SubprocessExecutor, stop_on_signals
 from runners.models import load_tokenizer, resolve_model
-from runners.records import DEFAULT_RESULTS, SCHEMA, read_record, run_id, runs_dir
-from runners.sources import BUILT_IN, resolve_source
-from runners.speedups import SPEEDUPS, parse_ablate
+from runners.records import DEFAULT_RESULTS, read_record, run_id, runs_dir
+from runners.sources import resolve_source
 from runners.tables import write_tables
 
 # Where the runs execute: each in its own process, in order. The one seam to swap (tests run them in-process).
@@ -32,38 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", help="comma-separated specs NAME[:key=value...]; --list shows the names and keys")
     p.add_argument("--list", action="store_true", help="print every registered method and exit")
     p.add_argument("--markdown", action="store_true", help="with --list: print a markdown table (for the README)")
-    p.add_argument("--dataset", help=f"built in: {', '.join(BUILT_IN)} (default tweets); any hub dataset id; or, "
-                                     f"with --data-dir, any name (default: the folder's name)")
-    p.add_argument("--data-dir", help="read DIR/train.* and DIR/test.* (parquet, csv, tsv or jsonl) instead of the hub")
-    p.add_argument("--text-column", default="text", help="the column holding the texts (default text)")
-    p.add_argument("--label-column", default="label", help="the column holding the labels (default label)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds; each method runs once per seed")
+    add_run_options(p)
     p.add_argument("--label-names", help="comma-separated names of integer labels 0..K-1 (default: from the data)")
-    p.add_argument("--splits", help="a hub dataset's TRAIN,TEST split names (default train,test; without a test "
-                                    "split, one is held out like validation)")
-    p.add_argument("--data-revision", help="hub dataset revision to pin (branch, tag or commit)")
-    p.add_argument("--model", default="gpt2", help="hub id or local folder with safetensors (default gpt2)")
-    p.add_argument("--revision", help="hub model revision to pin (branch, tag or commit)")
     p.add_argument("--allow-pickle", action="store_true",
                    help="load a local model folder that has only pickle *.bin weights (runs code from the file)")
-    p.add_argument("--budget", default="1epoch",
-                   help="per run: Nepochs, Nsteps, Nsamples, a time (90s, 5m, 1h), Mtokens or flops (default 1epoch)")
-    p.add_argument("--seeds", default="0", help="comma-separated seeds; each method runs once per seed")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--eval-batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, help="override every method's default learning rate")
-    p.add_argument("--max-length", type=int, help="tokens per example (default: 128 tweets, 512 imdb)")
-    p.add_argument("--train-limit", type=int, help="seeded stratified subset of N training rows")
-    p.add_argument("--eval-limit", type=int, help="at most N validation and N test rows (seeded, stratified)")
-    p.add_argument("--val-fraction", type=float, default=0.05, help="share of train held out for validation")
-    p.add_argument("--checkpoints", default="1/8,1/4,1/2,1", help="budget fractions to evaluate validation at")
-    p.add_argument("--test-each-checkpoint", action="store_true", help="also evaluate the test split at each")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--memory-cap", help="e.g. 2GiB: every method gets this much GPU memory (CUDA only)")
-    p.add_argument("--ablate", default="", metavar="NAMES",
-                   help="turn these speed-ups of the loop off (comma-separated, or 'all'), to measure them: "
-                        + ", ".join(SPEEDUPS))
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile each model; compile time is recorded apart from training time")
     p.add_argument("--results", default=DEFAULT_RESULTS,
                    help=f"folder for records and tables (default {DEFAULT_RESULTS}/, which git ignores)")
     p.add_argument("--cache-dir", default=default_cache_dir(),
@@ -97,30 +70,21 @@ def compare(args: argparse.Namespace, command: str) -> int:
         return 0
     specs = parse_specs(args.methods or "")
     seeds = _parse_ints(args.seeds, "--seeds")
-    checkpoints = _parse_fractions(args.checkpoints)
-    ablate = parse_ablate(args.ablate)
     device = env.resolve_device(args.device)  # --device cuda without CUDA is refused here, not in every run
     source = resolve_source(args.dataset, args.data_dir, text_column=args.text_column,
                             label_column=args.label_column, splits=args.splits, revision=args.data_revision)
     label_names = tuple(n.strip() for n in args.label_names.split(",")) if args.label_names else None
-    settings = dict(dataset=source.name, data_dir=args.data_dir, model=args.model, budget=args.budget,
-                    batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, lr=args.lr,
-                    train_limit=args.train_limit, eval_limit=args.eval_limit, val_fraction=args.val_fraction,
-                    checkpoints=checkpoints, test_each_checkpoint=args.test_each_checkpoint,
-                    memory_cap=args.memory_cap, device=args.device, ablate=ablate, compile=args.compile,
-                    text_column=source.text_column, label_column=source.label_column,
-                    splits=source.splits if source.hub_id else None, revision=args.revision,
-                    data_revision=args.data_revision)
+    settings = run_settings(args, source)
     # Every setting is checked before the minutes of loading (a bad --eval-limit, --val-fraction, budget...).
-    RunConfig(method=specs[0].label, seed=seeds[0], max_length=args.max_length or source.default_max_length,
-              **settings)
+    RunConfig(method=specs[0].label, seed=seeds[0], **settings)
+    del settings["max_length"]  # the dataset's default until the model's positions are known, below
     results = Path(args.results)
     folder = runs_dir(results, source.name)
     _check_writable(folder)  # before the minutes of loading, not after
     model = resolve_model(args.model, allow_pickle=args.allow_pickle, revision=args.revision)
     max_length = _max_length(args.max_length, source.default_max_length, model["n_positions"])
-    splits = load_splits(source, val_fraction=args.val_fraction, train_limit=args.train_limit,
-                         eval_limit=args.eval_limit, seed=0, label_names=label_names, log=print)  # even --quiet
+    splits = load_splits(source, val_fraction=args.val_fraction, train_limit=args.train_limit, seed=args.split_seed,
+                         eval_limit=args.eval_limit, label_names=label_names, log=print)  # even --quiet
     if len(splits.train) < args.batch_size:
         print(f"warning: {len(splits.train)} training rows are fewer than one batch of {args.batch_size}: "
               f"every step sees the whole training set", file=sys.stderr)
@@ -132,7 +96,7 @@ def compare(args: argparse.Namespace, command: str) -> int:
     _warn_if_truncating(tokens, max_length)
     majority = int(splits.train.label.mode()[0])
     job_common = {
-        "schema": SCHEMA, "tokens": str(tokens), "model": {"path": model["path"]}, "model_identity": model,
+        "tokens": str(tokens), "model": {"path": model["path"]}, "model_identity": model,
         "data_identity": {**splits.identity, "label_names": list(splits.label_names)},
         "num_labels": splits.num_labels, "pad_id": tokenizer.pad_token_id,
         "majority_baseline": float((splits.test.label == majority).mean()),
@@ -151,7 +115,7 @@ def compare(args: argparse.Namespace, command: str) -> int:
             rid = run_id(spec.label, seed, stable_hash({**cfg.key(), **identity}))
             path = folder / f"{rid}.json"
             existing = read_record(path)
-            if existing and existing["status"] == "ok" and not args.rerun:
+            if existing and existing.ok and not args.rerun:
                 print(f"{spec.label} seed {seed}: ok record exists ({path.name}), skipped; --rerun to run again")
                 continue
             plan.append((spec.label, seed, {**job_common, "config": cfg.to_dict(), "run_id": rid,
@@ -169,9 +133,9 @@ def compare(args: argparse.Namespace, command: str) -> int:
                 except Stopped as e:
                     print(f"{label} seed {seed}: cancelled: interrupted ({e.cause})", file=sys.stderr)
                     raise
-                if record["status"] != "ok":  # said at once, not only in the table at the end
-                    not_ok.append(f"{label} seed {seed} ({record['status']})")
-                    print(f"{label} seed {seed}: {record['status']}: {record['error']}", file=sys.stderr)
+                if not record.ok:  # said at once, not only in the table at the end
+                    not_ok.append(f"{label} seed {seed} ({record.status.value})")
+                    print(f"{label} seed {seed}: {record.status.value}: {record.error}", file=sys.stderr)
     except Stopped as e:  # the run is recorded `cancelled`; the finished ones still make their tables
         stopped = e
     rendered = write_tables(results, source.name, args.target_accuracy)
@@ -215,15 +179,6 @@ def _parse_ints(text: str, flag: str) -> list[int]:
     return list(dict.fromkeys(values))
 
 
-def _parse_fractions(text: str) -> tuple[float, ...]:
-    from fractions import Fraction
-
-    try:
-        return tuple(sorted({float(Fraction(x.strip())) for x in text.split(",") if x.strip()}))
-    except (ValueError, ZeroDivisionError):
-        raise UserError(f"--checkpoints must be comma-separated fractions like 1/4,0.5,1, got {text!r}") from None
-
-
 def _check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -244,8 +199,7 @@ def _dash_values(argv: list[str]) -> list[str]:
     return out
 
 
-_VALUE_FLAGS = {"--budget", "--seeds", "--lr", "--batch-size", "--eval-batch-size", "--max-length", "--train-limit",
-                "--eval-limit", "--val-fraction", "--checkpoints", "--target-accuracy"}
+_VALUE_FLAGS = {"--seeds", "--target-accuracy", *value_flags()}
 
 
 def main(argv: list[str] | None = None) -> int:

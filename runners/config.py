@@ -4,42 +4,81 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
 
 from runners.budget import Budget
 from runners.errors import UserError
+from runners.speedups import SPEEDUPS, parse_ablate
+
+REQUIRED = dataclasses.MISSING  # a setting every run names itself (the method, the seed)
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def setting(default: Any, help: str, *, flag: bool = True, parse: Callable[[str], Any] | None = None,
+            choices: tuple | None = None, resolved: bool = False) -> Any:
+    """A run setting: its default and a one-line help, from which runners.cli derives its `--option`.
+    flag: whether it is an option (method and seed come from the lists of --methods and --seeds);
+    parse: turns the option's text into the value (a tuple field's, e.g. "1/8,1/2,1");
+    resolved: the option's text is resolved with the data source (runners.cli.run_settings: the dataset's name,
+    its default max length), so the option is unset by default and `default` is what the default dataset gives."""
+    meta = {"help": help, "flag": flag, "parse": parse, "choices": choices, "resolved": resolved}
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def parse_fractions(text: str) -> tuple[float, ...]:
+    """`1/8,0.25,1` to the sorted fractions (0.125, 0.25, 1.0)."""
+    try:
+        return tuple(sorted({float(Fraction(x.strip())) for x in text.split(",") if x.strip()}))
+    except (ValueError, ZeroDivisionError):
+        raise UserError(f"--checkpoints must be comma-separated fractions like 1/4,0.5,1, got {text!r}") from None
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    method: str  # the spec as typed, NAME[:key=value...]; also the table's row label
-    seed: int  # model init, dropout and batch order; the data split uses `split_seed`
-    dataset: str = "tweets"  # a built-in name, a hub dataset id, or any name for a local data_dir
-    data_dir: str | None = None  # None: the hub dataset
-    text_column: str = "text"
-    label_column: str = "label"
-    splits: tuple[str, ...] | None = None  # a hub dataset's train and test split names; None: train, test
-    data_revision: str | None = None  # hub dataset revision asked for (the commit read is in the record's data)
-    model: str = "gpt2"  # hub id or local folder
-    revision: str | None = None  # hub model revision asked for (the commit read is in the record's model)
-    budget: str = "1epoch"
-    batch_size: int = 32
-    eval_batch_size: int = 128  # inference keeps no activations for backward, so it fits a larger batch
-    lr: float | None = None  # None: the method's own default
-    max_length: int = 128  # tokens per example after truncation
-    train_limit: int | None = None
-    eval_limit: int | None = None
-    val_fraction: float = 0.05  # share of train held out for validation during training
-    split_seed: int = 0
-    warmup: float = 0.06  # share of the budget spent warming the learning rate up from 0
-    max_grad_norm: float = 1.0  # clip the global gradient norm at this value; 0 disables
-    checkpoints: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0)  # budget fractions at which to evaluate validation
-    test_each_checkpoint: bool = False  # also evaluate the test split at every checkpoint
-    device: str = "auto"
-    memory_cap: str | None = None  # e.g. "2GiB": enforced on CUDA, where the micro-batch is fitted under it
+    method: str = setting(REQUIRED, "the spec as typed, NAME[:key=value...]; also the table's row label", flag=False)
+    seed: int = setting(REQUIRED, "model init, dropout and batch order; the data split uses split_seed", flag=False)
+    dataset: str = setting("tweets", "built in (tweets, imdb), a hub dataset id, or with --data-dir any name: it "
+                                     "titles the tables and names the results folder (default: tweets; with "
+                                     "--data-dir, the folder's name)", resolved=True)
+    data_dir: str | None = setting(None, "read DIR/train.* and DIR/test.* (parquet, csv, tsv or jsonl) instead "
+                                         "of the hub")
+    text_column: str = setting("text", "the column holding the texts")
+    label_column: str = setting("label", "the column holding the labels (integers 0..K-1 or strings)")
+    splits: tuple[str, ...] | None = setting(None, "a hub dataset's TRAIN,TEST split names (default train,test; "
+                                                   "without a test split, one is held out like validation)",
+                                             resolved=True)
+    data_revision: str | None = setting(None, "hub dataset revision to pin (branch, tag or commit); the record "
+                                              "stores the commit read")
+    model: str = setting("gpt2", "hub id or local folder with config.json, tokenizer files and *.safetensors")
+    revision: str | None = setting(None, "hub model revision to pin (branch, tag or commit); the record stores "
+                                         "the commit read")
+    budget: str = setting("1epoch", "per run: Nepochs, Nsteps, Nsamples, a time (90s, 5m, 1h), Mtokens or flops")
+    batch_size: int = setting(32, "training batch size")
+    # Inference keeps no activations for backward, so it fits a larger batch.
+    eval_batch_size: int = setting(128, "evaluation batch size")
+    lr: float | None = setting(None, "override every method's default learning rate (a spec's :lr= overrides one)")
+    max_length: int = setting(128, "tokens per example after truncation (default: the dataset's, 128 tweets, 512 "
+                                   "imdb; never above the model's positions)", resolved=True)
+    train_limit: int | None = setting(None, "seeded stratified subset of N training rows")
+    eval_limit: int | None = setting(None, "at most N validation and N test rows (seeded, stratified)")
+    val_fraction: float = setting(0.05, "share of train held out (seeded, stratified) for validation")
+    split_seed: int = setting(0, "seed of the data split: held-out validation (and test, where the data has "
+                                 "none) and the --train-limit / --eval-limit subsets")
+    warmup: float = setting(0.06, "share of the budget spent warming the learning rate up from 0")
+    max_grad_norm: float = setting(1.0, "clip the global gradient norm at this value; 0 disables clipping")
+    checkpoints: tuple[float, ...] = setting((0.125, 0.25, 0.5, 1.0), "budget fractions at which to evaluate "
+                                             "validation, e.g. 1/8,1/4,1/2,1", parse=parse_fractions)
+    test_each_checkpoint: bool = setting(False, "also evaluate the test split at each checkpoint")
+    device: str = setting("auto", "where runs train: cpu, cuda, or auto for CUDA when present", choices=DEVICES)
+    memory_cap: str | None = setting(None, "e.g. 2GiB: every method gets this much GPU memory (enforced on CUDA "
+                                           "only, where the micro-batch is fitted under it)")
     # How the loop runs, not what is compared: runs differing only here share an experiment (and a table).
-    ablate: tuple[str, ...] = ()  # speed-ups turned off (runners.speedups), to measure them
-    compile: bool = False  # torch.compile the model; the compile time is recorded apart from training time
+    ablate: tuple[str, ...] = setting((), "turn these speed-ups of the loop off (comma-separated, or 'all'), to "
+                                          f"measure them: {', '.join(SPEEDUPS)}", parse=parse_ablate)
+    compile: bool = setting(False, "torch.compile each model; the compile time is recorded apart from training")
 
     def __post_init__(self) -> None:
         Budget.parse(self.budget)
@@ -52,17 +91,20 @@ class RunConfig:
             raise UserError(f"--lr must be > 0, got {self.lr}")
         if not 0 < self.val_fraction < 1:
             raise UserError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
+        if not 0 <= self.split_seed < 2**32:  # scikit-learn's random_state range
+            raise UserError(f"--split-seed must be in [0, 2**32), got {self.split_seed}")
         if not 0 <= self.warmup < 1:
             raise UserError(f"--warmup must be in [0, 1), got {self.warmup}")
+        if not self.max_grad_norm >= 0:
+            raise UserError(f"--max-grad-norm must be >= 0 (0 disables clipping), got {self.max_grad_norm}")
         if not self.checkpoints or any(not 0 < c <= 1 for c in self.checkpoints):
             raise UserError(f"--checkpoints must be fractions in (0, 1], got {self.checkpoints}")
         if self.memory_cap is not None:
             from runners.memory import parse_size
             parse_size(self.memory_cap)
         if self.ablate:
-            from runners.speedups import parse_ablate
             parse_ablate(",".join(self.ablate))
-        if self.device not in ("auto", "cpu", "cuda"):
+        if self.device not in DEVICES:
             raise UserError(f"--device must be auto, cpu or cuda, got {self.device!r}")
 
     @classmethod

@@ -1,8 +1,9 @@
-"""One run in its own process: build the method's model, train it, test it, and write its record.
+"""One run in its own process: run its stages (build and train the method's model, test it...), write its record.
 
-Started by `runners.compare` as `python -m runners.worker JOB.json`; the job file holds the run config and
-everything the parent already resolved (model folder, tokenized data, identities). Every way a run can end,
-including errors, out-of-memory, Ctrl-C and SIGTERM, ends in a record with a status.
+Started by an executor (`runners.executor`) as `python -m runners.worker JOB.json`, for `runners.compare` and
+`runners.bench` alike; the job file (`common_job`, `job_for`) holds the run config and everything the parent already
+resolved (model folder, tokenized data, identities). Every way a run can end, including errors, out-of-memory,
+Ctrl-C and SIGTERM, ends in a record with a status.
 """
 from __future__ import annotations
 
@@ -13,22 +14,28 @@ import time
 import traceback
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from methods import ModelContext, parse_spec
 from runners import environment as env
-from runners import flops, memory
+from runners import flops, memory, stages
 from runners.batches import Collator, load_tokenized
-from runners.config import RunConfig
+from runners.config import RunConfig, stable_hash
 from runners.executor import ExitCode, Stopped, ignore_stop_signals, release_held_signals, stop_on_signals
-from runners.records import base_record, write_json_atomic
+from runners.record import RecordError, Status
+from runners.records import base_record, run_id, write_record
+from runners.stages import Context, peak_memory_part, stage
 from runners.train import Diverged, autocast_for, evaluate, train
+
+if TYPE_CHECKING:
+    from runners.data import Splits
 
 
 def run(job: dict) -> dict:
-    """Train and test one method spec with one seed; return the record's results part."""
-    from transformers import set_seed
+    """Run the stages the job lists (by default `stages.DEFAULT`: train, then evaluate) for one method spec and seed;
+    return the record's results part."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # the "score.weight newly initialised" report is expected, every time
@@ -38,47 +45,39 @@ def run(job: dict) -> dict:
     cfg = RunConfig.from_dict(job["config"])
     device = env.resolve_device(cfg.device)
     env.reset_peak_memory(device)
-    data = load_tokenized(job["tokens"])
+    ctx = Context(job, cfg, device, load_tokenized(job["tokens"]))
+    return {**stages.run_stages(ctx, job.get("stages", stages.DEFAULT)), "device": env.device_info(device)}
+
+
+@stage("train")
+def train_stage(ctx: Context) -> dict:
+    """Build the method's model (the new head seeded by the run's seed) and train it until the budget is spent."""
+    from transformers import set_seed
+
+    cfg, job = ctx.cfg, ctx.job
     spec = parse_spec(cfg.method)
     method = spec.method
     if cfg.lr is not None:  # --lr overrides the method's default only when given
         method.params = dataclasses.replace(method.params, lr=cfg.lr)
     set_seed(cfg.seed)  # before loading: the new head's initial weights come from this seed
-    ctx = ModelContext(job["model"]["path"], job["num_labels"], job["pad_id"], device,
-                       use_safetensors=job["model_identity"].get("use_safetensors", True),
-                       attention=cfg.attention)
-    model = method.build(ctx)
+    mctx = ModelContext(job["model"]["path"], job["num_labels"], job["pad_id"], ctx.device,
+                        use_safetensors=job["model_identity"].get("use_safetensors", True), attention=cfg.attention)
+    model = method.build(mctx)
     trainable, total = env.count_parameters(model)
-    flop_model = flops.measure(model, device)
-    micro, cap_enforced = cfg.batch_size, False
-    if cfg.memory_cap and device.type == "cuda":
-        memory.enforce_cap(memory.parse_size(cfg.memory_cap), device)
-        collate = Collator(data["train"], ctx.pad_token_id, method.padding_side, device,
-                           pad_to=None if cfg.speedup("dynamic_padding") else cfg.max_length)
-        micro = memory.fit_micro_batch(model, collate, data["train"].lengths, cfg.batch_size,
-                                       memory.adamw_state_bytes(model), device,
-                                       autocast_for(device, cfg.speedup("bf16")))
-        cap_enforced = True
-        env.reset_peak_memory(device)  # the probe's peak is not the run's
-    result = train(model, method, data, cfg, lr=method.params.lr, pad_id=ctx.pad_token_id,
-                   num_labels=ctx.num_labels, device=device, flops=flop_model, micro_batch=micro,
+    flop_model = flops.measure(model, ctx.device)
+    micro, cap_enforced = _micro_batch(ctx, model, method.padding_side, mctx.pad_token_id)
+    result = train(model, method, ctx.data, cfg, lr=method.params.lr, pad_id=mctx.pad_token_id,
+                   num_labels=mctx.num_labels, device=ctx.device, flops=flop_model, micro_batch=micro,
                    quiet=job.get("quiet", False))
+    ctx.method, ctx.model_context, ctx.model, ctx.trained = method, mctx, model, result
     spent = result.spent
-    start = time.perf_counter()
-    test = evaluate(model, data["test"], Collator(data["test"], ctx.pad_token_id, method.padding_side, device),
-                    cfg.eval_batch_size, device, ctx.num_labels, cfg.speedup("bf16"))
-    test_seconds = time.perf_counter() - start
-    peak = env.peak_memory(device)
-    peak_mib = peak["peak_mib"]
     return {
         "method": {"label": spec.label, "name": method.name, "summary": method.summary, "params": method.describe()},
-        "metrics": {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "eval_loss": test["loss"],
-                    "majority_baseline": job["majority_baseline"]},
         "curve": result.curve,
         "measurements": {
             "train_seconds": spent.seconds,
             "compile_seconds": result.compile_seconds,
-            "eval_seconds": result.eval_seconds + test_seconds,
+            "eval_seconds": result.eval_seconds,  # the checkpoints'; the evaluate stage adds the test's
             "steps": spent.steps, "samples": spent.samples, "tokens": spent.tokens, "flops": spent.flops,
             "samples_per_second": spent.samples / spent.seconds,
             "tokens_per_second": spent.tokens / spent.seconds,
@@ -86,13 +85,69 @@ def run(job: dict) -> dict:
             "flop_model": flop_model.to_dict(),
             "final_train_loss": result.final_loss,
             "trainable_params": trainable, "total_params": total,
-            "peak_memory_mib": peak.pop("peak_mib"), "peak_memory_kind": peak.pop("kind"), **peak,
-            "memory_breakdown": memory.breakdown(model, result.optimizer_state_bytes, peak_mib),
             "micro_batch": micro, "accumulation_steps": -(-cfg.batch_size // micro),
             "memory_cap_enforced": cap_enforced,
         },
-        "device": env.device_info(device),
     }
+
+
+def _micro_batch(ctx: Context, model: torch.nn.Module, padding_side: str, pad_id: int) -> tuple[int, bool]:
+    """The micro-batch that fits under --memory-cap, which is enforced on CUDA only; and whether it was."""
+    cfg, device = ctx.cfg, ctx.device
+    if not (cfg.memory_cap and device.type == "cuda"):
+        return cfg.batch_size, False
+    memory.enforce_cap(memory.parse_size(cfg.memory_cap), device)
+    collate = Collator(ctx.data["train"], pad_id, padding_side, device,
+                       pad_to=None if cfg.speedup("dynamic_padding") else cfg.max_length)
+    micro = memory.fit_micro_batch(model, collate, ctx.data["train"].lengths, cfg.batch_size,
+                                   memory.adamw_state_bytes(model), device, autocast_for(device, cfg.speedup("bf16")))
+    env.reset_peak_memory(device)  # the probe's peak is not the run's
+    return micro, True
+
+
+@stage("evaluate")
+def evaluate_stage(ctx: Context) -> dict:
+    """Test the trained model; then read the run's peak memory (training and testing) and what it is made of."""
+    cfg, mctx, test_split = ctx.cfg, ctx.model_context, ctx.data["test"]
+    start = time.perf_counter()
+    test = evaluate(ctx.model, test_split, Collator(test_split, mctx.pad_token_id, ctx.method.padding_side, ctx.device),
+                    cfg.eval_batch_size, ctx.device, mctx.num_labels, cfg.speedup("bf16"))
+    test_seconds = time.perf_counter() - start
+    peak = peak_memory_part(ctx.device)
+    return {
+        "metrics": {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "eval_loss": test["loss"],
+                    "majority_baseline": ctx.job["majority_baseline"]},
+        "measurements": {
+            "eval_seconds": ctx.parts["measurements"]["eval_seconds"] + test_seconds, **peak,
+            "memory_breakdown": memory.breakdown(ctx.model, ctx.trained.optimizer_state_bytes,
+                                                 peak["peak_memory_mib"]),
+        },
+    }
+
+
+def common_job(model: dict, splits: Splits, pad_id: int, tokens: Path, command: str, quiet: bool) -> dict:
+    """What every job of one command shares, resolved once by the parent: the model and the tokenized data, their
+    identities, and the command's context. `model` is `runners.models.resolve_model`'s identity."""
+    majority = int(splits.train.label.mode()[0])
+    return {
+        "tokens": str(tokens), "model": {"path": model["path"]}, "model_identity": model,
+        "data_identity": {**splits.identity, "label_names": list(splits.label_names)},
+        "num_labels": splits.num_labels, "pad_id": pad_id,
+        "majority_baseline": float((splits.test.label == majority).mean()),
+        "git": env.git_state(), "command": command, "quiet": quiet,
+    }
+
+
+def job_for(common: dict, cfg: RunConfig, folder: Path, **extra) -> dict:
+    """One run's job: its config, its ids (hashed from the config and the model's and data's identity) and where its
+    record goes; `extra` adds fields such as `stages`."""
+    identity = {"model": common["model_identity"]["weights_sha256"],
+                "model_files": common["model_identity"]["files_sha256"],
+                "data": common["data_identity"]["content_sha256"]}
+    rid = run_id(cfg.method, cfg.seed, stable_hash({**cfg.key(), **identity}))
+    experiment_id = stable_hash({**cfg.experiment(), **identity})
+    return {**common, "config": cfg.to_dict(), "run_id": rid, "experiment_id": experiment_id,
+            "record_path": str(Path(folder) / f"{rid}.json"), **extra}
 
 
 def main(job_path: str) -> int:
@@ -109,21 +164,27 @@ def main(job_path: str) -> int:
             finally:
                 ignore_stop_signals()  # the run is over: a signal now has nothing left to stop but the record
         except torch.OutOfMemoryError as e:
-            record.update(status="oom", error=_one_line(e))
+            record.update(status=Status.OOM.value, error=_one_line(e))
         except memory.DoesNotFit as e:
-            record.update(status="does-not-fit", error=str(e))
+            record.update(status=Status.DOES_NOT_FIT.value, error=str(e))
         except Diverged as e:
-            record.update(status="diverged", error=str(e))
+            record.update(status=Status.DIVERGED.value, error=str(e))
         except KeyboardInterrupt as e:
             stop = e if isinstance(e, Stopped) else Stopped()
-            record.update(status="cancelled", error=f"interrupted ({stop.cause})")
+            record.update(status=Status.CANCELLED.value, error=f"interrupted ({stop.cause})")
             code = stop.exit_code
         except Exception as e:  # a failed run is a result too; the comparison goes on
-            record.update(status="failed", error=_one_line(e), traceback=traceback.format_exc(limit=-8))
+            record.update(status=Status.FAILED.value, error=_one_line(e), traceback=traceback.format_exc(limit=-8))
             code = ExitCode.ERROR
         record["timestamp"] = env.now()
         try:
-            write_json_atomic(Path(job["record_path"]), record)
+            try:
+                write_record(Path(job["record_path"]), record)
+            except RecordError as e:  # e.g. a NaN metric: the run failed, and the tables must not break on it
+                record = {**base_record(job, Status.FAILED, f"the run's record is not valid: {e}"),
+                          "timestamp": record["timestamp"]}
+                write_record(Path(job["record_path"]), record)
+                code = ExitCode.ERROR
         except OSError as e:  # disk full or no permission: nothing half-written stays; the parent records `failed`
             print(f"error: cannot write the record {job['record_path']}: {e.strerror or e}", file=sys.stderr)
             return ExitCode.ERROR
