@@ -1,15 +1,17 @@
 """Tokenized splits kept as flat tensors, length-grouped batching with dynamic padding, and their disk cache."""
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pad_sequence
+
+from runners.config import stable_hash
+from runners.records import replacing
 
 
 @dataclass
@@ -44,19 +46,15 @@ def default_cache_dir() -> str:
 
 def tokenize_cached(splits: dict, tokenizer, max_length: int, key_parts: dict, cache_dir: Path) -> Path:
     """Tokenize each split once per (tokenizer, max_length, data); later calls reuse the file on disk."""
-    key = hashlib.sha256(json.dumps({**key_parts, "max_length": max_length}, sort_keys=True).encode()).hexdigest()
-    path = Path(cache_dir) / f"tokens-{key[:20]}.pt"
+    path = Path(cache_dir) / f"tokens-{stable_hash({**key_parts, 'max_length': max_length}, n=20)}.pt"
     if path.exists():
         return path
     payload = {}
     for name, df in splits.items():
         s = TokenizedSplit.from_texts(df.text.tolist(), df.label.tolist(), tokenizer, max_length)
         payload[name] = {"ids": s.ids, "offsets": s.offsets, "labels": s.labels}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    torch.save(payload, tmp)
-    os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
+    with replacing(path) as f:  # a concurrent reader sees the whole file or none, and an interrupt leaves no .tmp
+        torch.save(payload, f)
     return path
 
 
@@ -72,6 +70,8 @@ def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.
     Shuffle, cut into mega-batches of `group` batches, sort each by length, split into batches, shuffle the batch
     order; the batch with the longest example goes first so an out-of-memory shows up at step one.
     """
+    # Not transformers' get_length_grouped_indices: as little padding (tweets: 1.037 padded/real, ours 1.031), but each
+    # mega-batch runs longest first, so early steps train long texts (batches 2-20: 27.8 tokens; ours 17.8; data 18.4)
     perm = rng.permutation(len(lengths))
     batches = []
     for start in range(0, len(perm), group * batch_size):
@@ -103,21 +103,24 @@ class Collator:
         self.device, self.pad_to, self.with_ids = device, pad_to, with_ids
         self.pin = pin and device.type == "cuda"
         self.lengths = split.lengths
+        self.starts, self.ends = split.offsets[:-1].numpy(), split.offsets[1:].numpy()
 
     def width(self, idx: np.ndarray) -> int:
         """The padded width of a batch."""
         return self.pad_to or int(self.lengths[idx].max())
 
     def __call__(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
-        lengths = self.lengths[idx]
+        lengths = torch.from_numpy(self.lengths[idx])
         width = self.width(idx)
-        input_ids = torch.full((len(idx), width), self.pad_id, dtype=torch.int64)
-        mask = torch.zeros((len(idx), width), dtype=torch.int64)
-        offsets = self.split.offsets
-        for row, (i, n) in enumerate(zip(idx.tolist(), lengths.tolist())):
-            cols = slice(width - n, width) if self.left else slice(0, n)
-            input_ids[row, cols] = self.split.ids[offsets[i]:offsets[i] + n]
-            mask[row, cols] = 1
+        rows = [self.split.ids[a:b] for a, b in zip(self.starts[idx].tolist(), self.ends[idx].tolist())]
+        # pad_sequence and a mask from the lengths: the per-row loop's tensors, 2.7-3.8x faster (tweets, imdb)
+        input_ids = pad_sequence(rows, batch_first=True, padding_value=self.pad_id,
+                                 padding_side="left" if self.left else "right").long()
+        if input_ids.shape[1] < width:  # pad_to: wider than the longest row
+            extra = width - input_ids.shape[1]
+            input_ids = F.pad(input_ids, (extra, 0) if self.left else (0, extra), value=self.pad_id)
+        cols = torch.arange(width)
+        mask = ((cols >= width - lengths[:, None]) if self.left else (cols < lengths[:, None])).long()
         batch = {"input_ids": input_ids, "attention_mask": mask, "labels": self.split.labels[torch.from_numpy(idx)]}
         if self.pin:  # pinned host memory lets the copy run asynchronously with the previous step's kernels
             batch = {k: v.pin_memory() for k, v in batch.items()}

@@ -38,6 +38,17 @@ def test_collator_pads_to_the_longest_in_batch(split, side):
     assert (mask[0, 0] == 1) == (side == "right")
 
 
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_collator_pads_to_a_fixed_width(split, side):
+    batch = Collator(split, PAD, side, torch.device("cpu"), pad_to=20)(np.array([0, 3]))
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    assert ids.shape == mask.shape == (2, 20) and ids.dtype == mask.dtype == torch.int64
+    assert mask.sum(1).tolist() == split.lengths[[0, 3]].tolist() and (ids[mask == 0] == PAD).all()
+    n = int(split.lengths[3])
+    real = ids[1, :n] if side == "right" else ids[1, 20 - n:]
+    assert real.tolist() == split.ids[split.offsets[3]:split.offsets[4]].tolist()
+
+
 def test_length_grouped_batches_cover_every_example_once_with_little_padding():
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 128, size=1000)
@@ -68,3 +79,36 @@ def test_tokenize_cache_is_reused(tmp_path, tiny_model_dir):
     assert tokenize_cached(splits, tok, 4, key, tmp_path) != path  # another max_length, another file
     loaded = load_tokenized(path)["train"]
     assert loaded.labels.tolist() == [0, 1] and loaded.lengths.tolist() == [2, 1]
+
+
+def test_tokenize_cache_keeps_its_file_names(tmp_path, tiny_model_dir):
+    """The key is `stable_hash` now; the names of caches written before must still be found."""
+    import hashlib
+    import json
+
+    splits = {"train": pd.DataFrame({"text": ["a b"], "label": [0]})}
+    key = {"model": {"model.safetensors": "ab"}, "data": "x"}
+    before = hashlib.sha256(json.dumps({**key, "max_length": 8}, sort_keys=True).encode()).hexdigest()[:20]
+    assert tokenize_cached(splits, load_tokenizer(str(tiny_model_dir)), 8, key, tmp_path).name == f"tokens-{before}.pt"
+
+
+def test_tokenize_cache_is_written_whole_and_readable(tmp_path, tiny_model_dir, monkeypatch):
+    import os
+    import stat
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    splits = {"train": pd.DataFrame({"text": ["a b"], "label": [0]})}
+    old = os.umask(0o022)
+    try:
+        path = tokenize_cached(splits, tok, 8, {"data": "x"}, tmp_path)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644  # the user's umask, not mkstemp's private 0600
+
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(torch, "save", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            tokenize_cached(splits, tok, 4, {"data": "x"}, tmp_path)
+    finally:
+        os.umask(old)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no half-written file, no .tmp left behind

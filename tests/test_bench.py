@@ -1,9 +1,17 @@
-"""`runners.bench` measures our loop and a Trainer peer side by side and writes the comparison (no timing asserted)."""
+"""`runners.bench` measures our loop and a Trainer peer side by side and writes the comparison (no timing asserted);
+our runs are the worker's, as in `runners.compare`, and the table is read from their records."""
 from __future__ import annotations
+
+import json
 
 import pandas as pd
 
-from runners import bench
+from runners import bench, compare, worker
+from runners.executor import InProcessExecutor
+
+
+def _records(folder) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
 
 def test_bench_writes_ours_and_the_peer_with_ratios(tmp_path, tiny_model_dir, tweets_dir, cache_dir, capsys):
@@ -19,6 +27,9 @@ def test_bench_writes_ours_and_the_peer_with_ratios(tmp_path, tiny_model_dir, tw
     assert list(df.batch) == [16, 4, 32]
     md = (out / "tweets-cpu.md").read_text()
     assert "omitted (no peak FLOP/s known for this device)" in md and "| trainer-seed " in md
+    [record] = _records(out / "runs")  # ours ran in the worker's process, which wrote its record
+    assert record["status"] == "ok" and record["config"]["budget"] == "64samples"
+    assert df["samples/s"].iloc[0] == record["measurements"]["samples_per_second"]
 
 
 def test_flops_formula_matches_gpt2_small():
@@ -31,7 +42,15 @@ def test_flops_formula_matches_gpt2_small():
 
 
 def test_ablation_measures_each_speedup_and_compile(tmp_path, tiny_model_dir, tweets_dir, cache_dir, monkeypatch):
-    monkeypatch.setattr(bench, "measure", bench.run_child)  # in this process: eight interpreter starts saved
+    assert bench.Executor is compare.Executor  # one executor for both commands...
+    monkeypatch.setattr(bench, "Executor", InProcessExecutor)  # (in this process: eight interpreter starts saved)
+    jobs, real_run = [], worker.run
+
+    def run(job):  # ...and one worker: every measurement of ours is a `worker.run`
+        jobs.append(job)
+        return real_run(job)
+
+    monkeypatch.setattr(worker, "run", run)
     out = tmp_path / "bench"
     assert bench.main(["--model", str(tiny_model_dir), "--data-dir", str(tweets_dir), "--samples", "32",
                        "--batch-size", "8", "--methods", "head", "--ablate", "--results", str(out)]) == 0
@@ -44,3 +63,8 @@ def test_ablation_measures_each_speedup_and_compile(tmp_path, tiny_model_dir, tw
     assert compiled["compile s"] > 0 and df["compile s"].iloc[:-1].isna().all()
     assert compiled["break-even samples"] > 0  # a count, or inf ("never") where compiling did not pay
     assert "CUDA-only, so not measured here" in (out / "tweets-cpu-ablation.md").read_text()
+    assert len(jobs) == len(df) and [j["config"]["ablate"] for j in jobs[1:6]] == [[n] for n in cpu_speedups]
+    records = {r["run_id"]: r for r in _records(out / "runs")}
+    measured = [records[j["run_id"]]["measurements"] for j in jobs]
+    assert df["samples/s"].tolist() == [m["samples_per_second"] for m in measured]  # the table is the records'
+    assert compiled["compile s"] == measured[-1]["compile_seconds"]

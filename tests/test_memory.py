@@ -36,7 +36,8 @@ class Budgeted(nn.Module):
     def forward(self, x):
         self.seen.append(len(x))
         if len(x) > self.fits:
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            # torch's own wording: accelerate's find_executable_batch_size tells an out-of-memory by its message
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB (simulated)")
         return type("Out", (), {"loss": (self.w * x).sum()})
 
 
@@ -48,6 +49,15 @@ def test_micro_batch_halves_until_it_fits():
     model = Budgeted(fits=5)
     assert fit_micro_batch(model, collate, np.arange(40), 32, 0, CPU, nullcontext()) == 4
     assert model.seen == [32, 16, 8, 4] and model.w.grad is None  # the probe leaves no gradient behind
+
+
+def test_other_errors_are_not_taken_for_out_of_memory():
+    class Broken(Budgeted):
+        def forward(self, x):
+            raise RuntimeError("shape mismatch")
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        fit_micro_batch(Broken(fits=99), collate, np.arange(40), 32, 0, CPU, nullcontext())
 
 
 def test_does_not_fit_at_one():
