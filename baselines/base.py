@@ -38,6 +38,8 @@ class Baseline(ABC):
     summary: ClassVar[str] = ""  # one line for `--list`
     Params: ClassVar[type[BaselineParams]] = BaselineParams
     needs: ClassVar[tuple[str, ...]] = ()  # optional modules (from the `baselines` extra) it imports
+    # The worker stages that run it (runners.stages): fit and test in one, instead of a method's train, evaluate.
+    stages: ClassVar[tuple[str, ...]] = ("baseline",)
 
     def __init__(self, params: BaselineParams | None = None) -> None:
         self.params = params if params is not None else self.Params()

@@ -21,6 +21,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from runners import environment as env
+from runners import plan
 from runners.errors import UserError
 from runners.executor import ExitCode, Stopped, SubprocessExecutor, stop_on_signals
 from runners.records import write_text_atomic
@@ -79,7 +80,6 @@ def matmul_flops_per_token(config, mean_length: float) -> float:
 def bench(args: argparse.Namespace, command: str) -> int:
     from transformers import AutoConfig
 
-    from runners import worker
     from runners.batches import default_cache_dir, tokenize_cached
     from runners.config import RunConfig
     from runners.data import load_splits
@@ -111,7 +111,7 @@ def bench(args: argparse.Namespace, command: str) -> int:
     device = env.resolve_device(args.device)
     peak = args.peak_tflops or PEAK_TFLOPS.get(device.type)
     # Our runs are the worker's, as `runners.compare` would run them with these settings.
-    common = worker.common_job(model, splits, tokenizer.pad_token_id, tokens, command, quiet=True)
+    common = plan.common_job(model, splits, tokenizer.pad_token_id, tokens, command, quiet=True)
     settings = dict(seed=0, dataset=source.name, data_dir=args.data_dir, model=args.model or model_dir,
                     budget=f"{args.samples}samples", batch_size=args.batch_size, max_length=max_length,
                     eval_limit=64, checkpoints=(1.0,), device=args.device)
@@ -123,7 +123,7 @@ def bench(args: argparse.Namespace, command: str) -> int:
               f"measurement; device: {device.type} ({env.device_info(device)['name']})")
     with Executor() as executor:
         def ours(spec: str, what: str, **loop) -> dict:
-            job = worker.job_for(common, RunConfig(method=spec, **settings, **loop), Path(args.results) / "runs")
+            job = plan.job_for(common, RunConfig(method=spec, **settings, **loop), Path(args.results) / "runs")
             return _logged(what, args.samples, lambda: measure_ours(executor, job))
 
         def peer(name: str) -> dict:

@@ -37,6 +37,25 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                             help=meta["help"] + _shown(default))
 
 
+def add_plugin_option(parser: argparse.ArgumentParser) -> None:
+    """`--plugin MODULE|FILE.py`, repeatable: imported as it is parsed, so that its methods are registered before
+    `--list` or `--methods` reads the registry. The parsed value is the list of plugins as a run's process imports
+    them (a file by its absolute path); one that does not import ends the command with one line, exit 2."""
+    parser.add_argument("--plugin", action=_Plugin, default=[], metavar="MODULE|FILE.py",
+                        help="import methods from outside the repository: a module path or a .py file (repeatable)")
+
+
+class _Plugin(argparse.Action):
+    def __call__(self, parser, namespace, value, option_string=None) -> None:
+        from methods import PluginError, load_plugin
+
+        try:
+            loaded = load_plugin(value)
+        except PluginError as e:
+            parser.exit(2, f"error: {e}\n")  # compare's one-line mistakes, not argparse's usage dump
+        setattr(namespace, self.dest, [*getattr(namespace, self.dest), loaded])
+
+
 def run_settings(args: argparse.Namespace, source: Source) -> dict:
     """RunConfig's keyword arguments (all but method and seed) from parsed options: the resolved ones from the
     data source, the others as typed, tuples read by their field's `parse`."""

@@ -13,14 +13,16 @@ from runners import environment as env
 from runners import estimate
 from runners.batches import default_cache_dir, load_tokenized, tokenize_cached
 from runners.budget import Budget
-from runners.cli import add_run_options, run_settings, value_flags
-from runners.config import RunConfig, stable_hash
-from runners.data import load_splits
+from runners.cli import add_plugin_option, add_run_options, run_settings, value_flags
+from runners.config import RunConfig
+from runners.data import load_splits, save_texts
 from runners.errors import UserError
 from runners.executor import ExitCode, Stopped, SubprocessExecutor, stop_on_signals
 from runners.models import load_tokenizer, resolve_model
-from runners.records import DEFAULT_RESULTS, read_record, run_id, runs_dir
+from runners.plan import Entry, common_job, make_plan
+from runners.records import DEFAULT_RESULTS, runs_dir
 from runners.sources import resolve_source
+from runners.stages import DEFAULT
 from runners.tables import write_tables
 
 # Where the runs execute: each in its own process, in order. The one seam to swap (tests run them in-process).
@@ -33,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="print every registered method and exit")
     p.add_argument("--markdown", action="store_true", help="with --list: print a markdown table (for the README)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds; each method runs once per seed")
+    p.add_argument("--baselines", help="comma-separated classical baselines to train beside the methods as "
+                                       "reference rows (e.g. tfidf,w2v-logreg); --list shows them")
+    add_plugin_option(p)
     add_run_options(p)
     p.add_argument("--label-names", help="comma-separated names of integer labels 0..K-1 (default: from the data)")
     p.add_argument("--allow-pickle", action="store_true",
@@ -60,27 +65,76 @@ def list_methods(markdown: bool = False) -> str:
 
         return tabulate([(f"`{n}`", s, f"`{d}`") for n, s, d in rows], headers=["method", "what trains", "defaults"],
                         tablefmt="github")
-    w = max(len(n) for n, _, _ in rows) + 1
-    return "\n".join(f"{n:<{w}} {s}\n{'':<{w}} defaults: {d}" for n, s, d in rows)
+    from baselines import registered as baselines
+
+    refs = [(name, cls.summary, " ".join(f"{k}={v}" for k, v in cls().describe().items()))
+            for name, cls in baselines().items()]
+    w = max(len(n) for n, _, _ in rows + refs) + 1
+    text = "\n".join(f"{n:<{w}} {s}\n{'':<{w}} defaults: {d}" for n, s, d in rows)
+    return text + "\n\nClassical baselines (--baselines), trained to convergence as reference rows:\n" + "\n".join(
+        f"{n:<{w}} {s}\n{'':<{w}} defaults: {d}" for n, s, d in refs)
 
 
 def compare(args: argparse.Namespace, command: str) -> int:
+    """Check every input, resolve the model and data once, plan the runs, execute them, write the tables."""
     if args.list:
         print(list_methods(args.markdown))
         return 0
-    specs = parse_specs(args.methods or "")
+    entries = _entries(args)
     seeds = _parse_ints(args.seeds, "--seeds")
     device = env.resolve_device(args.device)  # --device cuda without CUDA is refused here, not in every run
     source = resolve_source(args.dataset, args.data_dir, text_column=args.text_column,
                             label_column=args.label_column, splits=args.splits, revision=args.data_revision)
-    label_names = tuple(n.strip() for n in args.label_names.split(",")) if args.label_names else None
     settings = run_settings(args, source)
     # Every setting is checked before the minutes of loading (a bad --eval-limit, --val-fraction, budget...).
-    RunConfig(method=specs[0].label, seed=seeds[0], **settings)
-    del settings["max_length"]  # the dataset's default until the model's positions are known, below
+    RunConfig(method=entries[0].label, seed=seeds[0], **settings)
     results = Path(args.results)
     folder = runs_dir(results, source.name)
     _check_writable(folder)  # before the minutes of loading, not after
+    common, settings["max_length"] = _prepare(args, source, command, any(e.stages != DEFAULT for e in entries))
+    plan = make_plan(entries, seeds, settings, common, folder, rerun=args.rerun)
+    for job in plan.skipped:
+        print(f"{_name(job)}: ok record exists ({Path(job['record_path']).name}), skipped; --rerun to run again")
+    trained = [job for job in plan.jobs if tuple(job["stages"]) == DEFAULT]  # baselines take seconds, not budget
+    if trained:
+        print(estimate.describe(len(trained), Budget.parse(args.budget), common["model"]["path"],
+                                Path(common["tokens"]), common["num_labels"], common["pad_id"], args.batch_size,
+                                device))
+    if args.memory_cap and device.type != "cuda":
+        print("note: --memory-cap is not enforced on the CPU; runs use the memory they need", file=sys.stderr)
+    not_ok, stopped = _execute(plan.jobs)
+    rendered = write_tables(results, source.name, args.target_accuracy)
+    if plan.experiment_id in rendered:
+        print(f"\n{rendered[plan.experiment_id]}\nTables: {results / source.name}/comparison.md, comparison.csv")
+    if stopped:
+        print(f"interrupted ({stopped.cause}): finished runs are kept; the same command resumes", file=sys.stderr)
+        return stopped.exit_code
+    if not_ok:
+        print(f"error: {len(not_ok)} of {len(plan.jobs)} runs did not end ok: {', '.join(not_ok)}", file=sys.stderr)
+        return ExitCode.RUN_NOT_OK
+    return ExitCode.OK
+
+
+def _entries(args: argparse.Namespace) -> list[Entry]:
+    """The comparison's rows: the fine-tuning method specs, then the classical baselines asked for, each with the
+    worker stages it declares."""
+    from baselines import parse_spec as parse_baseline
+
+    entries = [Entry(spec.label, DEFAULT) for spec in parse_specs(args.methods or "")] if args.methods or \
+        not args.baselines else []
+    for text in filter(None, (t.strip() for t in (args.baselines or "").split(","))):
+        spec = parse_baseline(text)
+        entries.append(Entry(spec.label, spec.baseline.stages))
+    labels = [e.label for e in entries]
+    if len(set(labels)) < len(labels):
+        raise SpecError(f"spec given more than once: {', '.join(sorted({x for x in labels if labels.count(x) > 1}))}")
+    return entries
+
+
+def _prepare(args: argparse.Namespace, source, command: str, texts: bool) -> tuple[dict, int]:
+    """Resolve the model, load and split the data, tokenize it once into the cache: what every job shares, and the
+    max_length fitted to the model's positions. `texts`: also keep the raw texts, for runs that read them."""
+    label_names = tuple(n.strip() for n in args.label_names.split(",")) if args.label_names else None
     model = resolve_model(args.model, allow_pickle=args.allow_pickle, revision=args.revision)
     max_length = _max_length(args.max_length, source.default_max_length, model["n_positions"])
     splits = load_splits(source, val_fraction=args.val_fraction, train_limit=args.train_limit, seed=args.split_seed,
@@ -89,65 +143,40 @@ def compare(args: argparse.Namespace, command: str) -> int:
         print(f"warning: {len(splits.train)} training rows are fewer than one batch of {args.batch_size}: "
               f"every step sees the whole training set", file=sys.stderr)
     tokenizer = load_tokenizer(model["path"])
+    cache = Path(args.cache_dir).expanduser()
     key = {"model": model["weights_sha256"], "tokenizer": model["files_sha256"],
            "data": splits.identity["content_sha256"]}
     tokens = tokenize_cached({"train": splits.train, "validation": splits.validation, "test": splits.test},
-                             tokenizer, max_length, key, Path(args.cache_dir).expanduser())
+                             tokenizer, max_length, key, cache)
     _warn_if_truncating(tokens, max_length)
-    majority = int(splits.train.label.mode()[0])
-    job_common = {
-        "tokens": str(tokens), "model": {"path": model["path"]}, "model_identity": model,
-        "data_identity": {**splits.identity, "label_names": list(splits.label_names)},
-        "num_labels": splits.num_labels, "pad_id": tokenizer.pad_token_id,
-        "majority_baseline": float((splits.test.label == majority).mean()),
-        "git": env.git_state(), "command": command, "quiet": args.quiet,
-    }
-    identity = {"model": model["weights_sha256"], "model_files": model["files_sha256"],
-                "data": splits.identity["content_sha256"]}
-    if args.memory_cap and device.type != "cuda":
-        print("note: --memory-cap is not enforced on the CPU; runs use the memory they need", file=sys.stderr)
-    plan = []  # (label, seed, job): the runs this command will train, in order
-    experiment_id = None
-    for spec in specs:
-        for seed in seeds:
-            cfg = RunConfig(method=spec.label, seed=seed, max_length=max_length, **settings)
-            experiment_id = stable_hash({**cfg.experiment(), **identity})
-            rid = run_id(spec.label, seed, stable_hash({**cfg.key(), **identity}))
-            path = folder / f"{rid}.json"
-            existing = read_record(path)
-            if existing and existing.ok and not args.rerun:
-                print(f"{spec.label} seed {seed}: ok record exists ({path.name}), skipped; --rerun to run again")
-                continue
-            plan.append((spec.label, seed, {**job_common, "config": cfg.to_dict(), "run_id": rid,
-                                            "experiment_id": experiment_id, "record_path": str(path)}))
-    if plan:
-        print(estimate.describe(len(plan), Budget.parse(args.budget), model["path"], tokens, splits.num_labels,
-                                tokenizer.pad_token_id, args.batch_size, device))
-    not_ok, stopped = [], None
+    extra = {"plugins": args.plugin}  # a run's process imports them again: its method may be one of theirs
+    if texts:
+        extra["texts"] = str(save_texts(splits, cache))
+    return common_job(model, splits, tokenizer.pad_token_id, tokens, command, args.quiet, **extra), max_length
+
+
+def _execute(jobs: list[dict]) -> tuple[list[str], Stopped | None]:
+    """Run the jobs through the executor, saying at once when one does not end ok; (those, the stop if any)."""
+    not_ok = []
     try:
         with Executor() as executor:
-            for label, seed, job in plan:
-                print(f"{label} seed {seed}: training ({job['run_id']})")
+            for job in jobs:
+                print(f"{_name(job)}: training ({job['run_id']})")
                 try:
                     record = executor.run(job)
                 except Stopped as e:
-                    print(f"{label} seed {seed}: cancelled: interrupted ({e.cause})", file=sys.stderr)
+                    print(f"{_name(job)}: cancelled: interrupted ({e.cause})", file=sys.stderr)
                     raise
                 if not record.ok:  # said at once, not only in the table at the end
-                    not_ok.append(f"{label} seed {seed} ({record.status.value})")
-                    print(f"{label} seed {seed}: {record.status.value}: {record.error}", file=sys.stderr)
+                    not_ok.append(f"{_name(job)} ({record.status.value})")
+                    print(f"{_name(job)}: {record.status.value}: {record.error}", file=sys.stderr)
     except Stopped as e:  # the run is recorded `cancelled`; the finished ones still make their tables
-        stopped = e
-    rendered = write_tables(results, source.name, args.target_accuracy)
-    if experiment_id in rendered:
-        print(f"\n{rendered[experiment_id]}\nTables: {results / source.name}/comparison.md, comparison.csv")
-    if stopped:
-        print(f"interrupted ({stopped.cause}): finished runs are kept; the same command resumes", file=sys.stderr)
-        return stopped.exit_code
-    if not_ok:
-        print(f"error: {len(not_ok)} of {len(plan)} runs did not end ok: {', '.join(not_ok)}", file=sys.stderr)
-        return ExitCode.RUN_NOT_OK
-    return ExitCode.OK
+        return not_ok, e
+    return not_ok, None
+
+
+def _name(job: dict) -> str:
+    return f"{job['config']['method']} seed {job['config']['seed']}"
 
 
 def _max_length(asked: int | None, default: int, n_positions: int | None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -146,3 +147,17 @@ def _stratified_subset(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     take, _ = train_test_split(np.arange(len(df)), train_size=n, stratify=df.label, random_state=seed)
     return df.iloc[np.sort(take)].reset_index(drop=True)
 
+
+
+def save_texts(splits: Splits, cache_dir: Path) -> Path:
+    """The texts and labels of train and test as one parquet in the cache (named by their content hashes), for the
+    runs that read texts rather than tokens: the classical baselines, which must see exactly the methods' rows."""
+    from runners.config import stable_hash
+    from runners.records import replacing
+
+    path = Path(cache_dir) / f"texts-{stable_hash(splits.identity['content_sha256'])}.parquet"
+    if not path.exists():
+        frame = pd.concat([df.assign(split=name) for name, df in (("train", splits.train), ("test", splits.test))])
+        with replacing(path) as f:
+            frame.reset_index(drop=True).to_parquet(f)
+    return path

@@ -12,7 +12,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -42,7 +42,7 @@ class _Part(BaseModel):
 
 class MethodInfo(_Part):
     label: str  # the spec as typed, NAME[:key=value...]: the row label
-    kind: str = "method"  # "method" (fine-tunes the model) or "baseline" (a classical reference, trained apart)
+    kind: Literal["method", "baseline"] = "method"  # fine-tunes the model, or a classical reference trained apart
     name: str | None = None
     summary: str | None = None
     params: dict[str, Any] | None = None  # the resolved hyperparameters
@@ -89,29 +89,35 @@ class CurvePoint(_Part):
 
 
 class Measurements(_Part):
-    """What a run cost. Seconds are wall time; memory in MiB (2^20 bytes)."""
+    """What a run cost. Seconds are wall time; memory in MiB (2^20 bytes). The fields after `peak_memory_kind` are
+    about training a network: a classical baseline (kind "baseline") has none of them."""
 
     train_seconds: Finite  # training only: evaluation and compilation excluded (a time budget pays for compiling)
     compile_seconds: Finite = 0.0  # torch.compile's warm-up
     eval_seconds: Finite  # checkpoints' validation and the final test
-    steps: Count
-    samples: Count
-    tokens: Count
-    flops: Finite
+    samples: Count  # training examples seen (a baseline: the training rows, each fitted once or to convergence)
     samples_per_second: Finite
-    tokens_per_second: Finite
-    flops_per_real_token: Finite
-    flop_model: dict[str, Finite]  # FLOPs per padded token: linear, and per position (quadratic)
-    final_train_loss: Finite | None = None
-    trainable_params: Count
-    total_params: Count  # a 4-bit weight counts two values per stored byte
     peak_memory_mib: Finite
     peak_memory_kind: str  # cuda_max_allocated, or cpu_peak_rss (the run process's own high-water mark)
     cuda_max_reserved_mib: Finite | None = None
-    memory_breakdown: dict[str, Any]  # weights by dtype, gradients, optimizer state, the rest (activations)
-    micro_batch: Count
-    accumulation_steps: Count
-    memory_cap_enforced: bool
+    steps: Count | None = None
+    tokens: Count | None = None
+    flops: Finite | None = None
+    tokens_per_second: Finite | None = None
+    flops_per_real_token: Finite | None = None
+    flop_model: dict[str, Finite] | None = None  # FLOPs per padded token: linear, and per position (quadratic)
+    final_train_loss: Finite | None = None
+    trainable_params: Count | None = None
+    total_params: Count | None = None  # a 4-bit weight counts two values per stored byte
+    memory_breakdown: dict[str, Any] | None = None  # weights by dtype, gradients, optimizer state, the rest
+    micro_batch: Count | None = None
+    accumulation_steps: Count | None = None
+    memory_cap_enforced: bool | None = None
+
+
+_TRAINING = ("steps", "tokens", "flops", "tokens_per_second", "flops_per_real_token", "flop_model",
+             "trainable_params", "total_params", "memory_breakdown", "micro_batch", "accumulation_steps",
+             "memory_cap_enforced")
 
 
 class Record(_Part):
@@ -145,8 +151,12 @@ class Record(_Part):
             raise ValueError(f"schema {self.schema_} is not the current {SCHEMA_VERSION}")
         if self.status is Status.OK:
             missing = [n for n in ("metrics", "measurements", "device") if getattr(self, n) is None]
-            if missing or not self.curve:
-                raise ValueError(f"an ok record lacks {', '.join(missing + ([] if self.curve else ['curve']))}")
+            if self.method.kind == "method":  # a fine-tuning run also has its curve and training measurements
+                missing += [] if self.curve else ["curve"]
+                if self.measurements is not None:
+                    missing += [f"measurements.{n}" for n in _TRAINING if getattr(self.measurements, n) is None]
+            if missing:
+                raise ValueError(f"an ok record lacks {', '.join(missing)}")
         elif not self.error:
             raise ValueError(f"a {self.status.value} record must say why (error)")
         return self

@@ -58,7 +58,7 @@ def classification_metrics(labels, proba) -> dict[str, float]:
         "auc_macro": roc_auc_ovr(y, p, "macro"),
         "auc_weighted": roc_auc_ovr(y, p, "weighted"),
         "ece": expected_calibration_error(y, p),
-        "eval_loss": float(log_loss(y, np.clip(p, 1e-12, 1), labels=classes)),
+        "eval_loss": float(log_loss(y, _normalised(p), labels=classes)),
     }
 
 
@@ -116,6 +116,12 @@ def expand_probabilities(text: str) -> np.ndarray:
     if kind != "f16":
         raise ValueError(f"unknown probability encoding {kind!r}")
     return np.frombuffer(base64.b64decode(data), dtype="<f2").astype(np.float64).reshape(-1, int(classes))
+
+
+def _normalised(p: np.ndarray) -> np.ndarray:
+    """Rows that sum to 1 exactly (a float32 softmax is off by ~1e-7, which scikit-learn's log loss warns of)."""
+    p = np.clip(p, 1e-12, 1)
+    return p / p.sum(axis=1, keepdims=True)
 
 
 def stored_predictions(labels, proba, rows_sha256: str) -> dict:

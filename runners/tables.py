@@ -77,7 +77,7 @@ def target_accuracy(records: list[Record], fraction: float = 0.95) -> float | No
     """`fraction` of the best method's mean final validation accuracy."""
     finals: dict[str, list[float]] = {}
     for r in records:
-        if r.ok:
+        if r.ok and r.curve:  # a baseline has no curve: it is a reference, not a candidate
             finals.setdefault(row_label(r), []).append(r.curve[-1].val_accuracy)
     return fraction * max(statistics.fmean(v) for v in finals.values()) if finals else None
 
@@ -113,7 +113,7 @@ def summarize(records: list[Record], target: float | None = None) -> tuple[pd.Da
         row = {"method": label, "kind": runs[0].method.kind, "seeds": ";".join(str(r.seed) for r in ok),
                "status": "; ".join(f"seed {r.seed}: {r.status.value}: {r.error}"
                                    for r in runs if not r.ok) or "ok"}  # a row all failed says why
-        if ok and ok[0].measurements is not None:
+        if ok and ok[0].measurements.trainable_params is not None:  # a baseline trains no network
             m = ok[0].measurements
             row["trainable params"] = m.trainable_params
             row["trainable %"] = 100 * m.trainable_params / m.total_params
@@ -123,7 +123,7 @@ def summarize(records: list[Record], target: float | None = None) -> tuple[pd.Da
             s = mean_ci(values, positive=col.positive)
             row.update({name: s.mean, f"{name} center": s.center, f"{name} sd": s.sd, f"{name} ci_lo": s.lo,
                         f"{name} ci_hi": s.hi, f"{name} values": ";".join(f"{v:.6g}" for v in values)})
-        if target is not None:
+        if target is not None and row["kind"] == "method":
             reach = reach_summary([_reach(r, target, spent) for r in ok])
             row.update({TO_TARGET: reach.hi, f"{TO_TARGET} lo": reach.lo, f"{TO_TARGET} reached": reach.reached,
                         f"{TO_TARGET} runs": reach.runs})
@@ -212,7 +212,8 @@ def render(records: list[Record], target: float | None) -> tuple[str, pd.DataFra
     verdict = " ".join(sentences(records, group))
     notes = [f"- **Cells:** mean ± sd [{T_CI}] over seeds; time, memory and samples/s: geometric mean "
              f"[{LOG_CI}]; one value where there is one seed",
-             f"- {group.footer}" if group.best else "- Top group: none (no fine-tuning row ended ok)"]
+             f"- {group.footer}" if group.best else
+             "- Top group: none (fewer than two fine-tuning rows ended ok: nothing to test)"]
     if any(n in cols for n in OPTIONAL):
         notes.append(f"- **Scores from probabilities:** {AUC_NOTE}; {ECE_NOTE}")
     if target is not None:

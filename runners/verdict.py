@@ -12,13 +12,15 @@ from runners.scores import expand_predictions
 from runners.stats import TopGroup, top_group
 
 
-def accuracy_group(records: list[Record], alpha: float = 0.05) -> TopGroup:
-    """The top group by test accuracy over the fine-tuning rows (baselines are references, not candidates).
-    Seeds pair runs across rows; stored predictions pair test examples where rows share fewer than two seeds."""
+def accuracy_group(records: list[Record], alpha: float = 0.05, kinds: tuple[str, ...] = ("method",),
+                   labels: set[str] | None = None) -> TopGroup:
+    """The top group by test accuracy over the fine-tuning rows (baselines are references, not candidates), or over
+    the rows of `kinds` named in `labels`. Seeds pair runs across rows; stored predictions pair test examples where
+    rows share fewer than two seeds."""
     per_seed: dict[str, dict[int, float]] = {}
     per_example: dict[str, dict[int, np.ndarray]] = {}
     for r in records:
-        if not r.ok or r.method.kind != "method":
+        if not r.ok or r.method.kind not in kinds or (labels is not None and row_label(r) not in labels):
             continue
         label = row_label(r)
         per_seed.setdefault(label, {})[r.seed] = r.metrics.accuracy
@@ -39,19 +41,23 @@ def sentences(records: list[Record], group: TopGroup) -> list[str]:
                     "time": statistics.fmean(x.measurements.train_seconds for x in rs),
                     "kind": rs[0].method.kind} for label, rs in rows.items()}
     methods = [label for label in mean if mean[label]["kind"] == "method"]
-    if not methods or group.best is None:
+    if not methods:
         return ["No fine-tuning run ended ok: there is nothing to recommend."]
-    members = [m for m in group.members if m in mean]
-    if len(members) == len(methods) and len(methods) > 1:
+    best = group.best or methods[0]  # a single method is its own top group, with nothing to test it against
+    members = [m for m in group.members if m in mean] or [best]
+    if len(methods) == 1:
+        out = [f"{best} is the only method that ended ok here (test accuracy {mean[best]['acc']:.3f}): there is "
+               f"nothing to rank it against."]
+    elif len(members) == len(methods):
         out = [f"All {len(methods)} methods are tied at this budget: none is significantly worse than the best "
-               f"({group.best}, test accuracy {mean[group.best]['acc']:.3f}) by the test below."]
+               f"({best}, test accuracy {mean[best]['acc']:.3f}) by the test below."]
     elif len(members) == 1:
-        out = [f"{group.best} is the best method at this budget (test accuracy {mean[group.best]['acc']:.3f}); "
+        out = [f"{best} is the best method at this budget (test accuracy {mean[best]['acc']:.3f}); "
                f"every other method is significantly worse by the test below."]
     else:
         out = [f"The top group at this budget is {_join(members)} (test accuracy "
                f"{_span(mean, members, 'acc', '{:.3f}')}): none of them is significantly worse than the best, "
-               f"{group.best}, by the test below."]
+               f"{best}, by the test below."]
     cheap_mem = min(members, key=lambda m: mean[m]["mem"])
     cheap_time = min(members, key=lambda m: mean[m]["time"])
     if len(members) > 1:
@@ -63,17 +69,31 @@ def sentences(records: list[Record], group: TopGroup) -> list[str]:
                        f"{cheap_time} the least training time ({mean[cheap_time]['time']:.1f} s).")
     cheapest = min(methods, key=lambda m: (mean[m]["mem"], mean[m]["time"]))
     if cheapest not in members:
-        lost = mean[group.best]["acc"] - mean[cheapest]["acc"]
+        lost = mean[best]["acc"] - mean[cheapest]["acc"]
         out.append(f"The cheapest method overall, {cheapest} ({mean[cheapest]['mem']:,.0f} MiB, "
-                   f"{mean[cheapest]['time']:.1f} s), gives up {lost:.3f} of test accuracy against {group.best}.")
+                   f"{mean[cheapest]['time']:.1f} s), gives up {lost:.3f} of test accuracy against {best}.")
     baselines = [label for label in mean if mean[label]["kind"] == "baseline"]
     if baselines:
-        ref = max(baselines, key=lambda b: mean[b]["acc"])
-        beat = [m for m in methods if mean[m]["acc"] > mean[ref]["acc"]]
-        out.append(f"The best classical baseline, {ref}, reaches {mean[ref]['acc']:.3f}; "
-                   + (f"{_join(beat)} score{'s' * (len(beat) == 1)} above it (by mean)." if beat
-                      else "no fine-tuning method scores above it at this budget."))
+        out.append(against_baseline(records, methods, max(baselines, key=lambda b: mean[b]["acc"]), mean))
     return out
+
+
+def against_baseline(records: list[Record], methods: list[str], ref: str, mean: dict) -> str:
+    """Whether each method beats the best baseline, by the same paired test (and level) as the top group."""
+    verdicts: dict[str, list[str]] = {"above": [], "tied with": [], "below": []}
+    for m in methods:
+        pair = accuracy_group(records, kinds=("method", "baseline"), labels={m, ref})
+        if pair.winner == m:
+            verdicts["above"].append(m)
+        elif pair.winner == ref:
+            verdicts["below"].append(m)
+        else:  # in one top group: no significant difference (or untestable)
+            verdicts["tied with"].append(m)
+    said = [f"{_join(ms)} {'is' if len(ms) == 1 else 'are'} significantly {how} it" if how != "tied with"
+            else f"{_join(ms)} {'is' if len(ms) == 1 else 'are'} not significantly different from it"
+            for how, ms in verdicts.items() if ms]
+    return (f"Against the best classical baseline, {ref} (test accuracy {mean[ref]['acc']:.3f}, trained to "
+            f"convergence, not budget-matched): " + "; ".join(said) + ".")
 
 
 def _join(items: list[str]) -> str:

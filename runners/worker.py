@@ -14,23 +14,20 @@ import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
-from methods import ModelContext, parse_spec
+from methods import Method, ModelContext, load_plugin, parse_spec
+from runners import baseline_stage, flops, memory, stages  # noqa: F401 (baseline_stage registers a stage)
 from runners import environment as env
-from runners import flops, memory, stages
 from runners.batches import Collator, load_tokenized
-from runners.config import RunConfig, stable_hash
+from runners.config import RunConfig
 from runners.executor import ExitCode, Stopped, ignore_stop_signals, release_held_signals, stop_on_signals
 from runners.record import RecordError, Status
-from runners.records import base_record, run_id, write_record
+from runners.records import base_record, write_record
+from runners.scores import stored_predictions
 from runners.stages import Context, peak_memory_part, stage
 from runners.train import Diverged, autocast_for, evaluate, train
-
-if TYPE_CHECKING:
-    from runners.data import Splits
 
 
 def run(job: dict) -> dict:
@@ -42,6 +39,8 @@ def run(job: dict) -> dict:
     hf_logging.disable_progress_bar()
     # peft still calls transformers' pre-5.x names (is_gradient_checkpointing); nothing for a user to act on.
     warnings.filterwarnings("ignore", message=".*deprecated and will be removed in v6", category=FutureWarning)
+    for plugin in job.get("plugins", ()):  # the parent's --plugin modules: the method may be one of theirs
+        load_plugin(plugin)
     cfg = RunConfig.from_dict(job["config"])
     device = env.resolve_device(cfg.device)
     env.reset_peak_memory(device)
@@ -63,9 +62,9 @@ def train_stage(ctx: Context) -> dict:
     mctx = ModelContext(job["model"]["path"], job["num_labels"], job["pad_id"], ctx.device,
                         use_safetensors=job["model_identity"].get("use_safetensors", True), attention=cfg.attention)
     model = method.build(mctx)
-    trainable, total = env.count_parameters(model)
-    flop_model = flops.measure(model, ctx.device)
-    micro, cap_enforced = _micro_batch(ctx, model, method.padding_side, mctx.pad_token_id)
+    trainable, total = env.count_parameters(model, method.stored_values_per_element)
+    flop_model = flops.measure(model, ctx.device, method.unseen_forward_flops)
+    micro, cap_enforced = _micro_batch(ctx, model, method, mctx.pad_token_id)
     result = train(model, method, ctx.data, cfg, lr=method.params.lr, pad_id=mctx.pad_token_id,
                    num_labels=mctx.num_labels, device=ctx.device, flops=flop_model, micro_batch=micro,
                    quiet=job.get("quiet", False))
@@ -91,16 +90,17 @@ def train_stage(ctx: Context) -> dict:
     }
 
 
-def _micro_batch(ctx: Context, model: torch.nn.Module, padding_side: str, pad_id: int) -> tuple[int, bool]:
+def _micro_batch(ctx: Context, model: torch.nn.Module, method: Method, pad_id: int) -> tuple[int, bool]:
     """The micro-batch that fits under --memory-cap, which is enforced on CUDA only; and whether it was."""
     cfg, device = ctx.cfg, ctx.device
     if not (cfg.memory_cap and device.type == "cuda"):
         return cfg.batch_size, False
     memory.enforce_cap(memory.parse_size(cfg.memory_cap), device)
-    collate = Collator(ctx.data["train"], pad_id, padding_side, device,
+    collate = Collator(ctx.data["train"], pad_id, method.padding_side, device,
                        pad_to=None if cfg.speedup("dynamic_padding") else cfg.max_length)
     micro = memory.fit_micro_batch(model, collate, ctx.data["train"].lengths, cfg.batch_size,
-                                   memory.adamw_state_bytes(model), device, autocast_for(device, cfg.speedup("bf16")))
+                                   method.optimizer_state_bytes(model), device,
+                                   autocast_for(device, cfg.speedup("bf16")))
     env.reset_peak_memory(device)  # the probe's peak is not the run's
     return micro, True
 
@@ -111,43 +111,21 @@ def evaluate_stage(ctx: Context) -> dict:
     cfg, mctx, test_split = ctx.cfg, ctx.model_context, ctx.data["test"]
     start = time.perf_counter()
     test = evaluate(ctx.model, test_split, Collator(test_split, mctx.pad_token_id, ctx.method.padding_side, ctx.device),
-                    cfg.eval_batch_size, ctx.device, mctx.num_labels, cfg.speedup("bf16"))
+                    cfg.eval_batch_size, ctx.device, mctx.num_labels, cfg.speedup("bf16"), detailed=True)
     test_seconds = time.perf_counter() - start
     peak = peak_memory_part(ctx.device)
     return {
         "metrics": {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "eval_loss": test["loss"],
-                    "majority_baseline": ctx.job["majority_baseline"]},
+                    "majority_baseline": ctx.job["majority_baseline"],
+                    **{k: test[k] for k in ("weighted_f1", "auc_macro", "auc_weighted", "ece")}},
+        "predictions": stored_predictions(test_split.labels.numpy(), test.pop("proba"),
+                                          ctx.job["data_identity"]["content_sha256"]["test"]),
         "measurements": {
             "eval_seconds": ctx.parts["measurements"]["eval_seconds"] + test_seconds, **peak,
             "memory_breakdown": memory.breakdown(ctx.model, ctx.trained.optimizer_state_bytes,
-                                                 peak["peak_memory_mib"]),
+                                                 peak["peak_memory_mib"], ctx.method.weight_kind),
         },
     }
-
-
-def common_job(model: dict, splits: Splits, pad_id: int, tokens: Path, command: str, quiet: bool) -> dict:
-    """What every job of one command shares, resolved once by the parent: the model and the tokenized data, their
-    identities, and the command's context. `model` is `runners.models.resolve_model`'s identity."""
-    majority = int(splits.train.label.mode()[0])
-    return {
-        "tokens": str(tokens), "model": {"path": model["path"]}, "model_identity": model,
-        "data_identity": {**splits.identity, "label_names": list(splits.label_names)},
-        "num_labels": splits.num_labels, "pad_id": pad_id,
-        "majority_baseline": float((splits.test.label == majority).mean()),
-        "git": env.git_state(), "command": command, "quiet": quiet,
-    }
-
-
-def job_for(common: dict, cfg: RunConfig, folder: Path, **extra) -> dict:
-    """One run's job: its config, its ids (hashed from the config and the model's and data's identity) and where its
-    record goes; `extra` adds fields such as `stages`."""
-    identity = {"model": common["model_identity"]["weights_sha256"],
-                "model_files": common["model_identity"]["files_sha256"],
-                "data": common["data_identity"]["content_sha256"]}
-    rid = run_id(cfg.method, cfg.seed, stable_hash({**cfg.key(), **identity}))
-    experiment_id = stable_hash({**cfg.experiment(), **identity})
-    return {**common, "config": cfg.to_dict(), "run_id": rid, "experiment_id": experiment_id,
-            "record_path": str(Path(folder) / f"{rid}.json"), **extra}
 
 
 def main(job_path: str) -> int:

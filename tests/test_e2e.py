@@ -9,6 +9,7 @@ import pytest
 from runners import compare, report
 
 KEYS = {"schema", "run_id", "experiment_id", "status", "error", "config", "method", "model", "data", "metrics",
+        "predictions",
         "curve", "measurements", "device", "versions", "git", "command", "timestamp"}
 
 
@@ -51,6 +52,10 @@ def test_one_record_per_run_with_full_context(results):
         assert m["train_seconds"] > 0 and m["peak_memory_mib"] > 0 and m["peak_memory_kind"] == "cpu_peak_rss"
         assert 0 < m["trainable_params"] <= m["total_params"]
         assert r["versions"]["torch"] and r["device"]["type"] == "cpu"
+        # every row's test predictions, for example-by-example comparisons, and the scores from probabilities
+        assert r["predictions"]["rows_sha256"] == r["data"]["content_sha256"]["test"]
+        assert len(r["predictions"]["labels"]) == len(r["predictions"]["predicted"]) == 30
+        assert 0 <= r["metrics"]["auc_macro"] <= 1 and 0 <= r["metrics"]["ece"] <= 1
     assert recs["head"]["measurements"]["trainable_params"] == 32 * 3
     assert recs["qlora"]["method"]["params"]["gradient_checkpointing"] is True
 
