@@ -45,7 +45,7 @@ class Adalora(Lora):
 
         p = self.params
         return AdaLoraConfig(
-            task_type="SEQ_CLS", init_r=p.init_r, target_r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout,
+            init_r=p.init_r, target_r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout,
             target_modules=list(p.targets), fan_in_fan_out=True, orth_reg_weight=p.orth_reg_weight,
             total_step=TICKS, tinit=round(p.tinit * TICKS), tfinal=round(p.tfinal * TICKS), deltaT=1,
         )

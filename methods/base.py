@@ -61,8 +61,11 @@ class Method(ABC):
     """A way of fine-tuning GPT-2 for sequence classification.
 
     The runner calls, in this order: `build` (which calls `load_model`, then enables gradient checkpointing if
-    asked, then `adapt`), `param_groups` once to make the optimizer, and `on_step` after every optimizer step;
-    it reads `padding_side` and `wants_example_ids`. Nothing else about a method is known to the runner.
+    asked, then `adapt`), `param_groups` and `make_optimizer` once, and `on_step` after every optimizer step; it
+    reads `padding_side` and `wants_example_ids`. What it must know about the method's weights, to count them, to
+    size memory and to count FLOPs, it asks through the accounting hooks below (`stored_values_per_element`,
+    `weight_kind`, `optimizer_state_bytes`, `unseen_forward_flops`), whose defaults fit an fp32 model trained with
+    AdamW. Nothing else about a method is known to the runner.
     """
 
     name: ClassVar[str] = ""  # set by @register; the CLI token and registry key
@@ -72,6 +75,8 @@ class Method(ABC):
     # Substrings of the names of the parameters this method trains; every other parameter stays frozen.
     # The contract test holds each method to it.
     trainable: ClassVar[tuple[str, ...]] = ()
+    # Distributions, beyond the runner's own, whose versions every record notes (peft for the peft methods).
+    packages: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: HParams | None = None) -> None:
         self.params = params if params is not None else self.Params()
@@ -118,9 +123,38 @@ class Method(ABC):
     def on_step(self, model: nn.Module, progress: Progress) -> None:  # noqa: B027 (an optional hook)
         """Called after each optimizer step, before gradients are cleared. Default: nothing."""
 
+    def make_optimizer(self, groups: list[dict], lr: float, fused: bool) -> torch.optim.Optimizer:
+        """The optimizer over `groups` (from `param_groups`; the loop sets each group's `lr` every step). `fused`:
+        the loop's `fused_adamw` speed-up is on; an optimizer without a fused kernel ignores it. Default: AdamW."""
+        return default_optimizer(groups, lr, fused)
+
+    def optimizer_state_bytes(self, model: nn.Module) -> int:
+        """The optimizer state training will allocate, in bytes, estimated before the first step (held aside when
+        the micro-batch is fitted under --memory-cap). Default: AdamW's two fp32 moments per trainable weight."""
+        return sum(2 * 4 * p.numel() for p in model.parameters() if p.requires_grad)
+
+    def stored_values_per_element(self, param: torch.Tensor) -> int:
+        """How many of the model's values one stored element of `param` holds, for counting parameters: 1, or 2
+        for a weight packed two 4-bit values to a byte (QLoRA)."""
+        return 1
+
+    def weight_kind(self, tensor: torch.Tensor) -> str:
+        """How a weight or buffer is stored, the memory breakdown's key for it. Default: its dtype (`float32`)."""
+        return str(tensor.dtype).removeprefix("torch.")
+
+    def unseen_forward_flops(self, model: nn.Module, tokens: int) -> float:
+        """Forward FLOPs over `tokens` tokens in training mode that torch's FLOP counter does not see (a kernel
+        outside its registry, such as a quantized base's matmul); added to each measured probe step. Default: 0."""
+        return 0.0
+
     def describe(self) -> dict[str, Any]:
         """The resolved hyperparameters, as stored in every record."""
         return dataclasses.asdict(self.params)
+
+
+def default_optimizer(groups, lr: float, fused: bool = False) -> torch.optim.Optimizer:
+    """AdamW, the optimizer of every method here; `groups` may be parameters or parameter groups."""
+    return torch.optim.AdamW(groups, lr=lr, fused=fused)
 
 
 def positions_follow_mask(model: nn.Module) -> None:

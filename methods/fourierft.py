@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
-
-from methods.base import HParams, Method, hp
+from methods.base import HParams, hp
+from methods.peft_base import PeftMethod
 from methods.registry import register
 
 
@@ -24,15 +23,14 @@ class FourierFtParams(HParams):
 
 
 @register("fourierft")
-class FourierFt(Method):
+class FourierFt(PeftMethod):
     summary = "FourierFT: a few trained Fourier coefficients per weight update (peft), head trained too"
     Params = FourierFtParams
     trainable = ("fourierft_spectrum", "modules_to_save")
 
-    def adapt(self, model: nn.Module) -> nn.Module:
-        from peft import FourierFTConfig, get_peft_model
+    def peft_config(self):
+        from peft import FourierFTConfig
 
         p = self.params
-        config = FourierFTConfig(task_type="SEQ_CLS", n_frequency=p.n_frequency, scaling=p.scaling,
-                                 target_modules=list(p.targets), fan_in_fan_out=True)
-        return get_peft_model(model, config)
+        return FourierFTConfig(n_frequency=p.n_frequency, scaling=p.scaling, target_modules=list(p.targets),
+                               fan_in_fan_out=True)

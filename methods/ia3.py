@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
-
-from methods.base import HParams, Method, hp
+from methods.base import HParams, hp
+from methods.peft_base import PeftMethod
 from methods.registry import register
 
 
@@ -23,15 +22,13 @@ class Ia3Params(HParams):
 
 
 @register("ia3")
-class Ia3(Method):
+class Ia3(PeftMethod):
     summary = "IA³: learned vectors rescale attention and MLP activations (peft), head trained too"
     Params = Ia3Params
     trainable = ("ia3_l", "modules_to_save")
 
-    def adapt(self, model: nn.Module) -> nn.Module:
-        from peft import IA3Config, get_peft_model
+    def peft_config(self):
+        from peft import IA3Config
 
-        p = self.params
-        config = IA3Config(task_type="SEQ_CLS", target_modules=list(p.targets),
-                           feedforward_modules=list(p.feedforward), fan_in_fan_out=True)  # GPT-2's Conv1D
-        return get_peft_model(model, config)
+        return IA3Config(target_modules=list(self.params.targets), feedforward_modules=list(self.params.feedforward),
+                         fan_in_fan_out=True)  # GPT-2's Conv1D

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from methods.base import HParams, Method, hp
+from methods.base import HParams, hp
+from methods.peft_base import PeftMethod
 from methods.registry import register
 
 
@@ -22,15 +23,17 @@ class LnTuningParams(HParams):
 
 
 @register("lntuning")
-class LnTuning(Method):
+class LnTuning(PeftMethod):
     summary = "LN tuning: only LayerNorm weights and biases (and the head) train (peft)"
     Params = LnTuningParams
     trainable = ("ln_tuning_layers", "modules_to_save")  # peft's trainable copies of the norms, and of the head
 
-    def adapt(self, model: nn.Module) -> nn.Module:
-        from peft import LNTuningConfig, get_peft_model
+    def peft_config(self):
+        from peft import LNTuningConfig
 
-        config = LNTuningConfig(task_type="SEQ_CLS", target_modules=list(self.params.targets))
+        return LNTuningConfig(target_modules=list(self.params.targets))
+
+    def adapt(self, model: nn.Module) -> nn.Module:
         with warnings.catch_warnings():  # peft's generic layer check calls LayerNorm "unsupported"; LN tuning is for it
             warnings.filterwarnings("ignore", message="Unsupported layer type", category=UserWarning)
-            return get_peft_model(model, config)
+            return super().adapt(model)

@@ -1,7 +1,8 @@
 """LoRA+ (Hayou et al. 2024): LoRA whose B matrices learn `ratio` times faster than the A matrices.
 
 peft's `create_loraplus_optimizer` builds the optimizer itself; the runner owns the optimizer here, so this file
-returns the same grouping (B matrices at lr × ratio, everything else at lr) through the `param_groups` hook.
+hands peft a stand-in optimizer class that returns the parameter groups peft made, and passes those on through the
+`param_groups` hook: peft's grouping exactly, from peft's own code.
 """
 from __future__ import annotations
 
@@ -31,9 +32,17 @@ class LoraPlus(Lora):
     Params = LoraPlusParams
 
     def param_groups(self, model: nn.Module) -> list[dict]:
-        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-        decay = self.params.weight_decay
-        return [
-            {"params": [p for n, p in named if "lora_B" in n], "lr_scale": self.params.ratio, "weight_decay": decay},
-            {"params": [p for n, p in named if "lora_B" not in n], "weight_decay": decay},
-        ]
+        """peft's groups: B matrices and every 1-D parameter (biases, LayerNorm) at lr × ratio, with weight decay off
+        for biases and LayerNorm; LoRA on embeddings at peft's fixed 1e-6; the rest (A matrices, head) at lr."""
+        from peft.optimizers import create_loraplus_optimizer
+
+        p = self.params
+        groups = create_loraplus_optimizer(model, _ParamGroups, lr=p.lr, loraplus_lr_ratio=p.ratio,
+                                           loraplus_weight_decay=p.weight_decay)
+        # The runner schedules each group's rate as lr × lr_scale, so peft's absolute rates become scales.
+        return [{"params": g["params"], "lr_scale": g["lr"] / p.lr, "weight_decay": g["weight_decay"]}
+                for g in groups if g["params"]]
+
+
+def _ParamGroups(groups: list[dict], **defaults) -> list[dict]:  # noqa: N802 (stands in for an optimizer class)
+    return groups

@@ -2,7 +2,10 @@
 (peft `PrefixTuningConfig`, fed to GPT-2 as a key/value cache)."""
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
+
+from torch import nn
 
 from methods.base import hp
 from methods.registry import register
@@ -22,4 +25,30 @@ class PrefixTuning(VirtualTokenMethod):
     def peft_config(self):
         from peft import PrefixTuningConfig
 
-        return PrefixTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=self.params.virtual_tokens)
+        return PrefixTuningConfig(num_virtual_tokens=self.params.virtual_tokens)
+
+    def adapt(self, model: nn.Module) -> nn.Module:
+        model = super().adapt(model)
+        accept_past_key_values(model.base_model)
+        return model
+
+
+def accept_past_key_values(model: nn.Module) -> None:
+    """Let `model.forward` take the prefix as `past_key_values` where transformers renamed that keyword `cache`.
+
+    transformers 5.24 renamed GPT-2's `forward(past_key_values=)` to `cache` (the old name still works, with a
+    FutureWarning, until 5.40); peft 0.21.2 looks for `past_key_values` in the signature and otherwise refuses
+    prefix tuning. This does what transformers' own alias does, `cache = past_key_values`, under a signature peft
+    finds; on versions that still take `past_key_values` it changes nothing.
+    """
+    params = inspect.signature(model.forward).parameters
+    if "past_key_values" in params or "cache" not in params:
+        return
+    forward = model.forward
+
+    def renamed(*args, past_key_values=None, **kwargs):
+        if past_key_values is not None:  # a peft that passes `cache` itself goes straight through
+            kwargs["cache"] = past_key_values
+        return forward(*args, **kwargs)
+
+    model.forward = renamed  # on this instance only; nn.Module.__call__ (and its hooks) still wraps it

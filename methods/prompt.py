@@ -13,4 +13,4 @@ class PromptTuning(VirtualTokenMethod):
     def peft_config(self):
         from peft import PromptTuningConfig
 
-        return PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=self.params.virtual_tokens)
+        return PromptTuningConfig(num_virtual_tokens=self.params.virtual_tokens)

@@ -23,6 +23,6 @@ class Ptuning(VirtualTokenMethod):
     def peft_config(self):
         from peft import PromptEncoderConfig
 
-        return PromptEncoderConfig(task_type="SEQ_CLS", num_virtual_tokens=self.params.virtual_tokens,
-                                   encoder_hidden_size=self.params.encoder_hidden,
+        p = self.params
+        return PromptEncoderConfig(num_virtual_tokens=p.virtual_tokens, encoder_hidden_size=p.encoder_hidden,
                                    encoder_reparameterization_type="MLP")

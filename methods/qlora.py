@@ -1,6 +1,7 @@
 """QLoRA (Dettmers et al. 2023): LoRA on a frozen 4-bit NF4 base, with gradient checkpointing on by default."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -8,7 +9,15 @@ from torch import nn
 
 from methods.base import ModelContext, hp
 from methods.lora import Lora, LoraParams
+from methods.quantized import FourBitBase
 from methods.registry import register
+
+# bitsandbytes logs this on import (peft imports it, whatever the method) on CPUs with AVX512-BF16 when the optional
+# `kernels` package is absent: the fused kernel it names serves only the packed inference layout, which this
+# method switches off (below), so there is nothing for a user to act on. Installed here, before anything imports
+# bitsandbytes, on the one logger that emits it; its other messages pass.
+_KERNELS_HINT = "Failed to load CPU gemm_4bit_forward from kernels-community"
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(lambda rec: not str(rec.msg).startswith(_KERNELS_HINT))
 
 
 @dataclass
@@ -18,7 +27,7 @@ class QloraParams(LoraParams):
 
 
 @register("qlora")
-class Qlora(Lora):
+class Qlora(FourBitBase, Lora):  # LoRA with its own load_model; FourBitBase counts the 4-bit weights
     summary = "LoRA on a 4-bit NF4 base (bitsandbytes), gradient checkpointing on"
     Params = QloraParams
 
@@ -35,5 +44,25 @@ class Qlora(Lora):
             use_safetensors=ctx.use_safetensors, quantization_config=quant, device_map={"": ctx.device},
             attn_implementation=ctx.attention,
         )
+        no_cpu_packing(model)
         # Freezes the base and keeps norms and embeddings in fp32; the base class turns on checkpointing.
         return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+
+
+def no_cpu_packing(model: nn.Module) -> None:
+    """Keep every 4-bit weight in the layout it trains in, on every CPU.
+
+    On a CPU with AVX512-BF16, bitsandbytes' `Linear4bit.forward` repacks its weight for a bf16 inference kernel
+    whenever it runs in eval mode on an input that needs no gradient, and leaves it packed. Our evaluation at each
+    checkpoint does exactly that, and then: the next training step takes the inference path and fails (bitsandbytes
+    0.50: `result += bias` on a leaf that requires grad); packing fails outright on layers narrower than a
+    quantization block (64); the packed kernel computes in bf16, so validation would score another model than the
+    fp32 one trained (and than other CPUs score); and unpacking re-quantizes the constants from bf16, moving the
+    frozen base at every checkpoint. Switched off, evaluation runs the same dequantize-and-matmul as training (the
+    packed kernel measured ~5-20% faster per layer here: not worth any of that). Harmless on CUDA, which never packs.
+    """
+    from bitsandbytes.nn import Linear4bit
+
+    for module in model.modules():
+        if isinstance(module, Linear4bit):
+            module.support_avx512bf16_for_cpu = False  # read by Linear4bit.forward, set from the CPU at __init__

@@ -3,19 +3,31 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
+import importlib
+import importlib.util
 import re
+import sys
 import typing
 from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
 
 from methods.base import Method
 
 _REGISTRY: dict[str, type[Method]] = {}
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 LIST_SEP = "+"  # separates items of a list value: `lora:targets=c_attn+c_fc` (commas separate methods)
+ENTRY_POINTS = "peft_lab.methods"  # the entry-point group an installed package registers its methods under
+_entry_points_loaded = False
 
 
 class SpecError(ValueError):
     """A method spec the user typed is wrong; the message is one line meant for them."""
+
+
+class PluginError(SpecError):
+    """A plugin (`--plugin` or an entry point) could not be imported; the message is one line meant for the user."""
 
 
 def register(name: str):
@@ -36,16 +48,68 @@ def register(name: str):
 
 
 def registered() -> dict[str, type[Method]]:
-    """Every registered method, by name."""
+    """Every registered method, by name, installed plugins' included."""
+    _load_entry_points()
     return dict(sorted(_REGISTRY.items()))
 
 
 def get(name: str) -> type[Method]:
+    _load_entry_points()
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, _REGISTRY, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise SpecError(f"unknown method {name!r}.{hint} Registered: {', '.join(sorted(_REGISTRY))}")
+        raise SpecError(f"unknown method {name!r}.{hint} Registered: {', '.join(sorted(_REGISTRY))} "
+                        f"(a method from elsewhere: --plugin MODULE or FILE.py)")
     return _REGISTRY[name]
+
+
+def load_plugin(plugin: str) -> str:
+    """Import a module that registers methods: a module path (`mylab.methods`) or a `.py` file. Returns how a run's
+    own process imports it again: the module path, or the file's absolute path. Importing twice is a no-op."""
+    try:
+        if not plugin.endswith(".py"):
+            importlib.import_module(plugin)
+            return plugin
+        path = Path(plugin).expanduser().resolve()
+        if not path.is_file():
+            raise PluginError(f"plugin {plugin!r}: no such file")
+        # A name of its own, so that a file called like a module already loaded (`lora.py`, `json.py`) does not
+        # replace it; and in sys.modules, where dataclasses and typing look up the module of a class they read.
+        stem, digest = re.sub(r"\W", "_", path.stem), hashlib.sha1(str(path).encode()).hexdigest()[:8]
+        name = f"peft_lab_plugin_{stem}_{digest}"
+        if name not in sys.modules:
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
+        return str(path)
+    except PluginError:
+        raise
+    except Exception as e:  # whatever the plugin's code raises, the user gets one line that names the plugin
+        raise PluginError(f"cannot import plugin {plugin!r}: {_one_line(e)}") from None
+
+
+def _load_entry_points() -> None:
+    """Import, once, every module installed packages list in the entry-point group `peft_lab.methods`."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True  # first: a plugin that reads the registry while it loads must not load it again
+    for ep in metadata.entry_points(group=ENTRY_POINTS):
+        try:
+            ep.load()
+        except Exception as e:
+            dist = getattr(ep, "dist", None)  # the distribution that declared it, where importlib knows it
+            raise PluginError(f"cannot import plugin {ep.name!r} ({ep.value}, entry point of "
+                              f"{dist.name if dist else 'an installed package'}): {_one_line(e)}") from None
+
+
+def _one_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"
 
 
 @dataclass(frozen=True)

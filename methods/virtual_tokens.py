@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
-
-from methods.base import HParams, Method, hp
+from methods.base import HParams, hp
+from methods.peft_base import PeftMethod
 
 
 @dataclass
@@ -25,17 +24,9 @@ class VirtualTokenParams(HParams):
             raise ValueError(f"virtual_tokens must be >= 1, got {self.virtual_tokens}")
 
 
-class VirtualTokenMethod(Method):
+class VirtualTokenMethod(PeftMethod):
     """Base for peft's prompt-learning methods; a subclass only says which peft config to use."""
 
     Params = VirtualTokenParams
     padding_side = "left"
     trainable = ("prompt_encoder", "modules_to_save")  # the virtual tokens (and their encoder), and the head
-
-    def peft_config(self):
-        raise NotImplementedError
-
-    def adapt(self, model: nn.Module) -> nn.Module:
-        from peft import get_peft_model
-
-        return get_peft_model(model, self.peft_config())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from methods import SpecError, parse_specs, registered
 from runners import environment as env
-from runners import estimate
+from runners import estimate, stages
 from runners.batches import default_cache_dir, load_tokenized, tokenize_cached
 from runners.budget import Budget
 from runners.cli import add_plugin_option, add_run_options, run_settings, value_flags
@@ -22,7 +22,6 @@ from runners.models import load_tokenizer, resolve_model
 from runners.plan import Entry, common_job, make_plan
 from runners.records import DEFAULT_RESULTS, runs_dir
 from runners.sources import resolve_source
-from runners.stages import DEFAULT
 from runners.tables import write_tables
 
 # Where the runs execute: each in its own process, in order. The one seam to swap (tests run them in-process).
@@ -91,11 +90,12 @@ def compare(args: argparse.Namespace, command: str) -> int:
     results = Path(args.results)
     folder = runs_dir(results, source.name)
     _check_writable(folder)  # before the minutes of loading, not after
-    common, settings["max_length"] = _prepare(args, source, command, any(e.stages != DEFAULT for e in entries))
+    texts = any(e.stages != stages.DEFAULT for e in entries)  # a baseline reads texts, not tokens
+    common, settings["max_length"] = _prepare(args, source, command, texts)
     plan = make_plan(entries, seeds, settings, common, folder, rerun=args.rerun)
     for job in plan.skipped:
         print(f"{_name(job)}: ok record exists ({Path(job['record_path']).name}), skipped; --rerun to run again")
-    trained = [job for job in plan.jobs if tuple(job["stages"]) == DEFAULT]  # baselines take seconds, not budget
+    trained = [job for job in plan.jobs if tuple(job["stages"]) == stages.DEFAULT]  # baselines: seconds, no budget
     if trained:
         print(estimate.describe(len(trained), Budget.parse(args.budget), common["model"]["path"],
                                 Path(common["tokens"]), common["num_labels"], common["pad_id"], args.batch_size,
@@ -120,7 +120,7 @@ def _entries(args: argparse.Namespace) -> list[Entry]:
     worker stages it declares."""
     from baselines import parse_spec as parse_baseline
 
-    entries = [Entry(spec.label, DEFAULT) for spec in parse_specs(args.methods or "")] if args.methods or \
+    entries = [Entry(spec.label, stages.DEFAULT) for spec in parse_specs(args.methods or "")] if args.methods or \
         not args.baselines else []
     for text in filter(None, (t.strip() for t in (args.baselines or "").split(","))):
         spec = parse_baseline(text)

@@ -6,21 +6,24 @@ import platform
 import resource
 import subprocess
 import sys
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
 import torch
 from torch import nn
 
-PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "datasets", "accelerate", "numpy", "pandas",
-            "scikit-learn")
+PACKAGES = ("torch", "transformers", "datasets", "accelerate", "numpy", "pandas", "scikit-learn")  # the runner's
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
 
 
 def versions() -> dict[str, str | None]:
+    """Python's version and each package's: the runner's own, then those the registered methods name (`packages`)."""
+    from methods import registered
+
     found = {"python": platform.python_version()}
-    for name in PACKAGES:
+    for name in dict.fromkeys([*PACKAGES, *sorted({p for cls in registered().values() for p in cls.packages})]):
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -76,11 +79,13 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameters; a bitsandbytes 4-bit weight packs two values per stored byte."""
+def count_parameters(model: nn.Module,
+                     values_per_element: Callable[[torch.Tensor], int] = lambda p: 1) -> tuple[int, int]:
+    """(trainable, total) parameters. `values_per_element`: the method's `stored_values_per_element`, for weights
+    stored packed (two 4-bit values to a byte, say)."""
     trainable = total = 0
     for p in model.parameters():  # parameters() already skips shared (tied) tensors
-        n = p.numel() * (2 * p.element_size() if type(p).__name__ == "Params4bit" else 1)
+        n = p.numel() * values_per_element(p)
         total += n
         trainable += n if p.requires_grad else 0
     return trainable, total

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from methods import default_optimizer
 from runners.batches import Collator, load_tokenized
 from runners.budget import Budget
 from runners.train import autocast_for, sync
@@ -51,7 +52,7 @@ def probe(model_path: str, train, num_labels: int, pad_id: int, batch_size: int,
     collate = Collator(train, pad_id, "right", device)
     rng = np.random.default_rng(0)
     idx = rng.choice(len(train), size=min(batch_size, len(train)), replace=False)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    optimizer = default_optimizer(model.parameters(), lr=1e-5)  # every method's unless it brings its own
     model.train()
     times = []
     for _ in range(PROBE_STEPS):

@@ -7,15 +7,15 @@ sequence lengths. The matmul FLOPs of B sequences padded to width L are B·L·(a
 grow with L, attention scores with L²), so the two probes give a and c, and each real step's FLOPs then follow
 from its padded shape on the host, without touching the device.
 
-Two gaps in the counter are filled here, each checked rather than assumed:
+Two gaps in the counter are filled:
 - torch's CPU attention kernel (`_scaled_dot_product_flash_attention_for_cpu`) has no entry in the counter's
   registry; it gets the same formulas as the CUDA flash kernel.
-- bitsandbytes' 4-bit forward matmul runs in a kernel the counter does not see (its input-gradient matmul in
-  backward is a plain one and is counted). A probe on one 4-bit layer tells whether its forward was counted;
-  if not, each 4-bit layer is credited 2·in·out FLOPs per token for every forward pass (two with checkpointing).
+- a method's own layers may run in kernels the counter does not see (a quantized base's matmul); the method
+  reports their FLOPs through its `unseen_forward_flops` hook, added to each probe.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -54,15 +54,17 @@ class FlopModel:
         return asdict(self)
 
 
-def measure(model: nn.Module, device: torch.device, token_id: int = 464) -> FlopModel:
-    """Count one forward+backward at two widths and solve for the per-token coefficients."""
+def measure(model: nn.Module, device: torch.device, unseen: Callable[[nn.Module, int], float] | None = None,
+            token_id: int = 464) -> FlopModel:
+    """Count one forward+backward at two widths and solve for the per-token coefficients. `unseen`: the method's
+    `unseen_forward_flops(model, tokens)`, FLOPs its layers spend where the counter cannot see them."""
     (l1, l2) = PROBE_LENGTHS
-    f1, f2 = (_count(model, device, width, token_id) / (PROBE_BATCH * width) for width in PROBE_LENGTHS)
+    f1, f2 = (_count(model, device, width, token_id, unseen) / (PROBE_BATCH * width) for width in PROBE_LENGTHS)
     quadratic = (f2 - f1) / (l2 - l1)
     return FlopModel(linear=f1 - quadratic * l1, quadratic=quadratic)
 
 
-def _count(model: nn.Module, device: torch.device, width: int, token_id: int) -> float:
+def _count(model: nn.Module, device: torch.device, width: int, token_id: int, unseen) -> float:
     ids = torch.full((PROBE_BATCH, width), token_id, dtype=torch.long, device=device)
     labels = torch.zeros(PROBE_BATCH, dtype=torch.long, device=device)
     was_training = model.training
@@ -71,23 +73,4 @@ def _count(model: nn.Module, device: torch.device, width: int, token_id: int) ->
         model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss.backward()
     model.zero_grad(set_to_none=True)
     model.train(was_training)
-    return c.get_total_flops() + _unseen_4bit_forward(model, PROBE_BATCH * width)
-
-
-def _unseen_4bit_forward(model: nn.Module, tokens: int) -> float:
-    try:
-        from bitsandbytes.nn import Linear4bit
-    except ImportError:
-        return 0.0
-    layers = [m for m in model.modules() if isinstance(m, Linear4bit)]
-    if not layers or _forward_is_counted(layers[0]):
-        return 0.0
-    passes = 1 + bool(getattr(model, "is_gradient_checkpointing", False))  # checkpointing recomputes forward
-    return passes * sum(2 * m.in_features * m.out_features for m in layers) * tokens
-
-
-def _forward_is_counted(layer: nn.Module) -> bool:
-    x = torch.zeros(4, layer.in_features, device=layer.weight.device, dtype=layer.compute_dtype or torch.float32)
-    with torch.no_grad(), counter() as c:
-        layer(x)
-    return c.get_total_flops() >= 2 * layer.in_features * layer.out_features * 4
+    return c.get_total_flops() + (unseen(model, PROBE_BATCH * width) if unseen else 0.0)

@@ -8,7 +8,7 @@ SPEEDUPS = {
     "bucketing": "length-grouped batches: similar lengths share a batch (off: plain shuffled batches)",
     "dynamic_padding": "pad each batch to its longest example (off: pad every batch to max_length)",
     "async_loss": "read the loss every 20 steps (off: every step, a host-device sync each)",
-    "fused_adamw": "AdamW's fused kernel (off: its per-tensor loop)",
+    "fused_adamw": "the optimizer's fused kernel, where it has one (off: its per-tensor loop)",
     "sdpa": "PyTorch's scaled-dot-product attention kernel (off: transformers' eager attention)",
     "bf16": "bf16 autocast, CUDA only (off: fp32 matmuls)",
     "pinned_memory": "pinned host memory and non-blocking copies, CUDA only (off: pageable, blocking copies)",

@@ -68,7 +68,7 @@ def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg
     groups = method.param_groups(model)
     for g in groups:
         g["base_lr"] = lr * g.pop("lr_scale", 1.0)
-    optimizer = torch.optim.AdamW(groups, lr=lr, fused=on["fused_adamw"])
+    optimizer = method.make_optimizer(groups, lr=lr, fused=on["fused_adamw"])
     trainable = [p for g in groups for p in g["params"]]
 
     rng = np.random.default_rng(cfg.seed)

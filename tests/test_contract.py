@@ -10,7 +10,8 @@ import torch
 
 import methods
 from methods import ModelContext
-from runners import compare, flops
+from runners import compare, flops, memory
+from runners import environment as env
 from runners.batches import Collator, TokenizedSplit
 from runners.config import RunConfig
 from runners.models import load_tokenizer
@@ -68,6 +69,22 @@ def test_a_step_changes_only_trainable_weights(name, tiny_model_dir):
 
 
 @pytest.mark.parametrize("name", ALL)
+def test_the_optimizer_holds_exactly_the_trainable_parameters_and_the_accounting_adds_up(name, tiny_model_dir):
+    method, model = build(name, tiny_model_dir)
+    groups = [{k: v for k, v in g.items() if k != "lr_scale"} for g in method.param_groups(model)]  # as the loop does
+    optimizer = method.make_optimizer(groups, lr=1e-3, fused=False)
+    assert isinstance(optimizer, torch.optim.Optimizer)
+    held = [p for g in optimizer.param_groups for p in g["params"]]
+    assert len(held) == len(set(map(id, held))), "a parameter is in two groups"
+    assert set(map(id, held)) == {id(p) for p in model.parameters() if p.requires_grad}
+    trainable, total = env.count_parameters(model, method.stored_values_per_element)
+    assert 0 < trainable <= total
+    assert method.optimizer_state_bytes(model) >= 0
+    assert all(isinstance(method.weight_kind(p), str) for p in model.parameters())
+    assert method.unseen_forward_flops(model, 64) >= 0
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_loss_falls_on_a_learnable_toy(name, tiny_model_dir):
     method, model = build(name, tiny_model_dir, dropout=0.0) if "dropout" in _fields(name) else build(
         name, tiny_model_dir)
@@ -120,6 +137,14 @@ def test_qlora_trains_adapters_on_a_4bit_base(tiny_model_dir):
     assert len(quantized) == 2 * 4  # 2 layers x (c_attn, attn c_proj, c_fc, mlp c_proj)
     assert all(m.weight.quant_type == "nf4" and not m.weight.requires_grad for m in quantized)
     assert model.is_gradient_checkpointing
+
+
+def test_a_4bit_base_counts_as_many_parameters_as_its_fp32_original(tiny_model_dir):
+    (qlora, quantized), (lora, plain) = build("qlora", tiny_model_dir), build("lora", tiny_model_dir)
+    assert env.count_parameters(quantized, qlora.stored_values_per_element) == env.count_parameters(
+        plain, lora.stored_values_per_element)
+    kinds = memory.breakdown(quantized, 0, 0.0, qlora.weight_kind)["weights_mib"]
+    assert set(kinds) == {"4-bit packed", "float32"}  # the frozen base, and the adapters, head and norms
 
 
 def test_head_trains_exactly_the_score_matrix(tiny_model_dir):

@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+import methods
 from runners.errors import UserError
-from runners.memory import DoesNotFit, adamw_state_bytes, breakdown, fit_micro_batch, parse_size
+from runners.memory import DoesNotFit, breakdown, fit_micro_batch, parse_size
 
 CPU = torch.device("cpu")
 
@@ -68,10 +69,22 @@ def test_does_not_fit_at_one():
 def test_breakdown_adds_up():
     model = nn.Linear(256, 256)  # 65,792 fp32 weights
     model.bias.requires_grad_(False)
-    state = adamw_state_bytes(model)
+    method = methods.get("full")()  # the base class's accounting: fp32 weights, AdamW
+    state = method.optimizer_state_bytes(model)
     assert state == 2 * 4 * 256 * 256
-    parts = breakdown(model, state, peak_mib=10.0)
+    parts = breakdown(model, state, peak_mib=10.0, weight_kind=method.weight_kind)
     assert parts["weights_mib"] == {"float32": pytest.approx(65_792 * 4 / 2**20)}
     assert parts["gradients_mib"] == pytest.approx(256 * 256 * 4 / 2**20)
     total = sum(parts["weights_mib"].values()) + parts["gradients_mib"] + parts["optimizer_mib"]
     assert parts["activations_other_mib"] == pytest.approx(10.0 - total)
+
+
+def test_the_default_optimizer_state_estimate_is_what_the_default_optimizer_allocates():
+    model = nn.Linear(64, 8)
+    method = methods.get("full")()
+    optimizer = method.make_optimizer(method.param_groups(model), lr=1e-3, fused=False)
+    model(torch.ones(2, 64)).sum().backward()
+    optimizer.step()
+    allocated = sum(t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values())
+    estimate = method.optimizer_state_bytes(model)
+    assert estimate <= allocated <= estimate + 8 * len(optimizer.state)  # AdamW also keeps a step count per tensor

@@ -1,0 +1,45 @@
+"""What the peft-based methods share: wrapping the model in the peft config they name, and low-rank hyperparameters."""
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+
+from torch import nn
+
+from methods.base import HParams, Method, hp
+
+
+@dataclass
+class LowRankParams(HParams):
+    """An adapter of some rank on chosen modules, with dropout on its input (LoRA and its variants, VeRA)."""
+
+    r: int = hp(8, "rank of each adapter's update")
+    dropout: float = hp(0.05, "dropout on the adapter's input")
+    targets: tuple[str, ...] = hp(("c_attn", "c_proj", "c_fc"), "modules to adapt, joined by + on the CLI")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.r < 1:
+            raise ValueError(f"r must be >= 1, got {self.r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not self.targets:
+            raise ValueError("targets must name at least one module")
+
+
+class PeftMethod(Method):
+    """A method peft implements: a subclass says which peft config wraps the model, and `adapt` wraps it."""
+
+    packages = ("peft",)
+
+    @abstractmethod
+    def peft_config(self):
+        """The peft config for this method's hyperparameters; its `task_type` is set by `adapt`."""
+
+    def adapt(self, model: nn.Module) -> nn.Module:
+        from peft import get_peft_model
+
+        config = self.peft_config()
+        # Every method here classifies sequences: peft then also trains a copy of the new head (`modules_to_save`).
+        config.task_type = "SEQ_CLS"
+        return get_peft_model(model, config)
