@@ -6,14 +6,13 @@ import difflib
 import importlib.util
 import re
 import time
-import typing
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from methods.registry import SpecError, _convert
+from methods.registry import SpecError, parse_params
 from methods.registry import registered as registered_methods
 
 _REGISTRY: dict[str, type[Baseline]] = {}
@@ -145,25 +144,3 @@ def parse_spec(text: str) -> BaselineSpec:
     if missing := cls.missing():
         raise SpecError(f"{name} needs {', '.join(missing)}: {INSTALL_HINT}")
     return BaselineSpec(label=label, baseline=cls(parse_params(label, name, cls.Params, pairs)))
-
-
-def parse_params(label: str, name: str, params_cls: type, pairs: list[str]) -> Any:
-    """Build `params_cls` from `key=value` texts, as methods.registry.parse_spec does; a candidate to share with it."""
-    fields = [f.name for f in dataclasses.fields(params_cls)]
-    types = typing.get_type_hints(params_cls)
-    values: dict[str, object] = {}
-    for pair in pairs:
-        key, eq, raw = pair.partition("=")
-        if not eq or not key:
-            raise SpecError(f"{label}: expected key=value, got {pair!r}")
-        if key not in fields:
-            close = difflib.get_close_matches(key, fields, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise SpecError(f"{label}: unknown parameter {key!r} for {name}.{hint} Allowed: {', '.join(fields)}")
-        if key in values:
-            raise SpecError(f"{label}: {key!r} given twice")
-        values[key] = _convert(label, key, raw, types[key])
-    try:
-        return params_cls(**values)
-    except (ValueError, TypeError) as e:
-        raise SpecError(f"{label}: {e}") from None

@@ -12,6 +12,7 @@ import typing
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from methods.base import Method
 
@@ -126,8 +127,14 @@ def parse_spec(text: str) -> MethodSpec:
     if not name:
         raise SpecError(f"empty method name in spec {text!r}")
     cls = get(name)
-    fields = {f.name: f for f in dataclasses.fields(cls.Params)}
-    types = typing.get_type_hints(cls.Params)
+    return MethodSpec(label=label, method=cls(parse_params(label, name, cls.Params, pairs)))
+
+
+def parse_params(label: str, name: str, params_cls: type, pairs: list[str]) -> Any:
+    """`params_cls` (a hyperparameter dataclass) from `key=value` texts, each typed from its field; every mistake a
+    one-line SpecError that names the spec. Shared by the method and the baseline registries."""
+    fields = [f.name for f in dataclasses.fields(params_cls)]
+    types = typing.get_type_hints(params_cls)
     values: dict[str, object] = {}
     for pair in pairs:
         key, eq, raw = pair.partition("=")
@@ -141,10 +148,9 @@ def parse_spec(text: str) -> MethodSpec:
             raise SpecError(f"{label}: {key!r} given twice")
         values[key] = _convert(label, key, raw, types[key])
     try:
-        params = cls.Params(**values)
+        return params_cls(**values)
     except (ValueError, TypeError) as e:
         raise SpecError(f"{label}: {e}") from None
-    return MethodSpec(label=label, method=cls(params))
 
 
 def parse_specs(text: str) -> list[MethodSpec]:
