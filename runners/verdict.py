@@ -49,7 +49,8 @@ def sentences(records: list[Record], group: TopGroup) -> list[str]:
         out = [f"{best} is the only method that ended ok here (test accuracy {mean[best]['acc']:.3f}): there is "
                f"nothing to rank it against."]
     elif len(members) == len(methods):
-        out = [f"All {len(methods)} methods are tied at this budget: none is significantly worse than the best "
+        both = "Both methods are" if len(methods) == 2 else f"All {len(methods)} methods are"
+        out = [f"{both} tied at this budget: none is significantly worse than the best "
                f"({best}, test accuracy {mean[best]['acc']:.3f}) by the test below."]
     elif len(members) == 1:
         out = [f"{best} is the best method at this budget (test accuracy {mean[best]['acc']:.3f}); "
