@@ -16,6 +16,12 @@ from methods.virtual_tokens import VirtualTokenMethod, VirtualTokenParams
 class PrefixParams(VirtualTokenParams):
     lr: float = hp(5e-3, "peak learning rate of the prefixes and the head")
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.gradient_checkpointing:  # refused here, before any run, rather than by peft in every run
+            raise ValueError("gradient_checkpointing=true does not work with prefix tuning (peft refuses it: the "
+                             "prefixes are a key/value cache that recomputation cannot replay)")
+
 
 @register("prefix")
 class PrefixTuning(VirtualTokenMethod):

@@ -65,3 +65,10 @@ def test_registry_rejects_duplicates_and_bad_names():
         assert register("dummy_test")(Dummy) is Dummy and methods.get("dummy_test") is Dummy
     finally:
         _REGISTRY.pop("dummy_test", None)
+
+
+def test_prefix_with_gradient_checkpointing_is_refused_before_any_run():
+    from methods import SpecError, parse_spec
+
+    with pytest.raises(SpecError, match="gradient_checkpointing=true does not work with prefix tuning"):
+        parse_spec("prefix:gradient_checkpointing=true")
