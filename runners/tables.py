@@ -20,7 +20,7 @@ from runners.plots import UNIT_KEYS, write_plots
 from runners.record import Record
 from runners.records import load_records, row_label, write_text_atomic
 from runners.scores import AUC_NOTE, ECE_NOTE
-from runners.stats import LOG_CI, T_CI, mean_ci, reach_interval, reach_summary
+from runners.stats import LOG_CI, T_CI, TopGroup, mean_ci, reach_interval, reach_summary
 from runners.verdict import accuracy_group, sentences
 
 
@@ -99,11 +99,12 @@ def _share(f: float) -> str:
     return f"{frac.numerator}/{frac.denominator}" if frac.denominator > 1 else str(frac.numerator)
 
 
-def summarize(records: list[Record], target: float | None = None) -> tuple[pd.DataFrame, dict[str, Column]]:
+def summarize(records: list[Record], target: float | None = None,
+              group: TopGroup | None = None) -> tuple[pd.DataFrame, dict[str, Column]]:
     """One row per method spec: parameters; mean, sd, 95% interval and each seed's value of every column; the
     budget to reach `target` as an interval; and whether the row is in the top group by test accuracy."""
     cols = columns(records)
-    group = accuracy_group(records)
+    group = group or accuracy_group(records)
     cfg = records[-1].config
     spent = UNIT_KEYS[Budget.parse(cfg.budget).unit]  # an epochs budget is counted in samples
     rows = []
@@ -205,10 +206,10 @@ def experiments(records: list[Record]) -> list[list[Record]]:
 def render(records: list[Record], target: float | None) -> tuple[str, pd.DataFrame]:
     """One experiment's markdown section (header, verdict, table and the notes on how to read it)."""
     target = target if target is not None else target_accuracy(records)
-    df, cols = summarize(records, target)
+    group = accuracy_group(records)  # once: the table's bold and the verdict's sentences come from the same test
+    df, cols = summarize(records, target, group)
     cfg = records[-1].config
     unit = UNIT_KEYS[Budget.parse(cfg.budget).unit]
-    group = accuracy_group(records)
     verdict = " ".join(sentences(records, group))
     notes = [f"- **Cells:** mean ± sd [{T_CI}] over seeds; time, memory and samples/s: geometric mean "
              f"[{LOG_CI}]; one value where there is one seed",
