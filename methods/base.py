@@ -20,12 +20,21 @@ class HParams:
     """Hyperparameters every method has. Subclasses add their own and override defaults."""
 
     lr: float = hp(2e-5, "peak learning rate (AdamW), reached after warmup")
+    # The range `--tune-lr` searches, log-spaced; a method states its own and why, in its help line. None: a decade
+    # either side of its default rate.
+    lr_range: tuple[float, ...] | None = hp(None, "learning rates --tune-lr searches, LO+HI (default: lr/10 to "
+                                                  "lr×10)")
     weight_decay: float = hp(0.0, "AdamW decoupled weight decay on trainable weights")
     gradient_checkpointing: bool = hp(False, "recompute activations in backward: less memory, ~1/3 more compute")
 
     def __post_init__(self) -> None:
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.lr_range is not None:
+            lo, hi = (tuple(self.lr_range) + (0.0, 0.0))[:2]
+            if len(self.lr_range) != 2 or not 0 < lo < hi:
+                raise ValueError(f"lr_range must be two rates LO+HI with 0 < LO < HI, got "
+                                 f"{'+'.join(f'{x:g}' for x in self.lr_range)}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
 
@@ -146,6 +155,14 @@ class Method(ABC):
         """Forward FLOPs over `tokens` tokens in training mode that torch's FLOP counter does not see (a kernel
         outside its registry, such as a quantized base's matmul); added to each measured probe step. Default: 0."""
         return 0.0
+
+    def lr_range(self) -> tuple[float, float]:
+        """The learning rates `--tune-lr` searches between (log-spaced): the method's declared range, or a decade
+        either side of its default rate."""
+        if self.params.lr_range is not None:
+            lo, hi = self.params.lr_range
+            return float(lo), float(hi)
+        return self.params.lr / 10, self.params.lr * 10
 
     def describe(self) -> dict[str, Any]:
         """The resolved hyperparameters, as stored in every record."""

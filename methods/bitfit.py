@@ -12,6 +12,7 @@ from methods.registry import register
 @dataclass
 class BitfitParams(HParams):
     lr: float = hp(1e-3, "peak learning rate; biases alone move little and want a large one")
+    lr_range: tuple[float, ...] | None = hp((1e-4, 3e-2), "biases alone: LoRA's range and above")
 
 
 @register("bitfit")

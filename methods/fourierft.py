@@ -12,6 +12,7 @@ from methods.registry import register
 @dataclass
 class FourierFtParams(HParams):
     lr: float = hp(5e-3, "peak learning rate of the spectral coefficients and the head")
+    lr_range: tuple[float, ...] | None = hp((5e-4, 5e-2), "a few spectral coefficients per layer: above LoRA's range")
     n_frequency: int = hp(1000, "trained spectral coefficients per adapted weight")
     scaling: float = hp(150.0, "scale of the update (the paper's alpha)")
     targets: tuple[str, ...] = hp(("c_attn", "c_proj", "c_fc"), "modules to adapt, joined by + on the CLI")

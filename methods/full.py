@@ -12,6 +12,8 @@ from methods.registry import register
 @dataclass
 class FullParams(HParams):
     lr: float = hp(2e-5, "peak learning rate; full fine-tuning wants a small one")
+    lr_range: tuple[float, ...] | None = hp((1e-5, 1e-3),
+                                            "every weight moves: GPT-2's usual 1e-5 to 1e-4, and above for short runs")
 
 
 @register("full")

@@ -21,6 +21,8 @@ from methods.registry import register
 @dataclass
 class HeadParams(HParams):
     lr: float = hp(1e-3, "peak learning rate; a lone linear head tolerates a large one")
+    lr_range: tuple[float, ...] | None = hp((1e-4, 3e-2),
+                                            "a linear head on frozen features: a convex problem, large steps")
     cache_features: bool = hp(False, "compute the frozen body's features once per training example and train the "
                                      "head on them (a linear probe without body dropout)")
 

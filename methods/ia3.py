@@ -12,6 +12,7 @@ from methods.registry import register
 @dataclass
 class Ia3Params(HParams):
     lr: float = hp(3e-3, "peak learning rate; scaling vectors start at one and want a large one")
+    lr_range: tuple[float, ...] | None = hp((3e-4, 3e-2), "scaling vectors near one: above LoRA's range")
     targets: tuple[str, ...] = hp(("c_attn", "mlp.c_proj"), "modules whose activations are rescaled (+ joins)")
     feedforward: tuple[str, ...] = hp(("mlp.c_proj",), "targets whose input, not output, is rescaled (+ joins)")
 

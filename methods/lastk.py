@@ -13,6 +13,7 @@ from methods.registry import register
 @dataclass
 class LastKParams(HParams):
     lr: float = hp(5e-5, "peak learning rate; whole blocks train, so a full fine-tune's order of magnitude")
+    lr_range: tuple[float, ...] | None = hp((1e-5, 1e-3), "whole blocks train: full fine-tuning's range")
     layers: int = hp(2, "how many of the top transformer blocks train")
 
     def __post_init__(self) -> None:

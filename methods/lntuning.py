@@ -14,6 +14,7 @@ from methods.registry import register
 @dataclass
 class LnTuningParams(HParams):
     lr: float = hp(1e-3, "peak learning rate; a few thousand LayerNorm weights want a large one")
+    lr_range: tuple[float, ...] | None = hp((1e-4, 3e-2), "LayerNorm gains and biases alone: LoRA's range and above")
     targets: tuple[str, ...] = hp(("ln_1", "ln_2", "ln_f"), "LayerNorms to tune, joined by + on the CLI")
 
     def __post_init__(self) -> None:

@@ -11,6 +11,8 @@ from methods.registry import register
 @dataclass
 class LoraParams(LowRankParams):
     lr: float = hp(1e-3, "peak learning rate; adapters start at zero and want a larger one than full")
+    lr_range: tuple[float, ...] | None = hp((1e-4, 1e-2),
+                                            "about 10x full fine-tuning's (Schulman et al. 2025, LoRA Without Regret)")
     alpha: float = hp(16.0, "scaling numerator: the update is scaled by alpha / r")
 
 

@@ -18,6 +18,7 @@ from methods.registry import register
 @dataclass
 class LoraPlusParams(LoraParams):
     lr: float = hp(5e-4, "peak learning rate of the A matrices and the head")
+    lr_range: tuple[float, ...] | None = hp((3e-5, 3e-3), "LoRA's range, less the B matrices' ×ratio")
     ratio: float = hp(16.0, "the B matrices' learning rate is lr × ratio (the paper's λ, 2^4 by default)")
 
     def __post_init__(self) -> None:

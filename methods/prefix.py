@@ -15,6 +15,8 @@ from methods.virtual_tokens import VirtualTokenMethod, VirtualTokenParams
 @dataclass
 class PrefixParams(VirtualTokenParams):
     lr: float = hp(5e-3, "peak learning rate of the prefixes and the head")
+    lr_range: tuple[float, ...] | None = hp((5e-4, 5e-2),
+                                            "prefixes in every layer move more than a prompt: below prompt tuning's")
 
     def __post_init__(self) -> None:
         super().__post_init__()

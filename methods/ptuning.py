@@ -12,6 +12,7 @@ from methods.virtual_tokens import VirtualTokenMethod, VirtualTokenParams
 @dataclass
 class PtuningParams(VirtualTokenParams):
     lr: float = hp(1e-3, "peak learning rate; the encoder MLP wants a smaller one than raw prompts")
+    lr_range: tuple[float, ...] | None = hp((1e-4, 1e-2), "the encoder MLP is a small network: LoRA's range")
     encoder_hidden: int = hp(128, "hidden width of the MLP that produces the virtual tokens")
 
 

@@ -12,6 +12,8 @@ from methods.registry import register
 @dataclass
 class VeraParams(LowRankParams):
     lr: float = hp(4e-3, "peak learning rate; scaling vectors want a large one")
+    lr_range: tuple[float, ...] | None = hp((5e-4, 5e-2),
+                                            "frozen shared projections, tiny scaling vectors: above LoRA's range")
     r: int = hp(256, "rank of the shared random projections (trainable count grows only with r's vector)")
     dropout: float = hp(0.0, "dropout on the adapter's input")
 

@@ -16,6 +16,8 @@ from methods.peft_base import PeftMethod
 @dataclass
 class VirtualTokenParams(HParams):
     lr: float = hp(1e-2, "peak learning rate; virtual tokens start random and want a large one")
+    lr_range: tuple[float, ...] | None = hp((1e-3, 1e-1),
+                                            "prompt methods want rates well above LoRA's (Lester et al. 2021: 0.3)")
     virtual_tokens: int = hp(20, "number of trained virtual tokens")
 
     def __post_init__(self) -> None:

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 import tempfile
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 from methods import SpecError, parse_specs, registered
 from runners import environment as env
-from runners import estimate, stages
+from runners import estimate, stages, tune
 from runners.batches import default_cache_dir, load_tokenized, tokenize_cached
 from runners.budget import Budget
 from runners.cli import add_plugin_option, add_run_options, run_settings, value_flags
@@ -57,7 +59,7 @@ def list_methods(markdown: bool = False) -> str:
     """Every registered method with its summary and default hyperparameters, as text or a markdown table."""
     rows = []
     for name, cls in registered().items():
-        defaults = " ".join(f"{k}={'+'.join(v) if isinstance(v, tuple) else v}" for k, v in cls().describe().items())
+        defaults = " ".join(f"{k}={_shown(v)}" for k, v in cls().describe().items())
         rows.append((name, cls.summary, defaults))
     if markdown:
         from tabulate import tabulate
@@ -74,6 +76,13 @@ def list_methods(markdown: bool = False) -> str:
         f"{n:<{w}} {s}\n{'':<{w}} defaults: {d}" for n, s, d in refs)
 
 
+def _shown(value: object) -> str:
+    """A hyperparameter as a spec takes it: a list joined by '+', a float short (1e-05, 0.03)."""
+    if isinstance(value, (tuple, list)):
+        return "+".join(_shown(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def compare(args: argparse.Namespace, command: str) -> int:
     """Check every input, resolve the model and data once, plan the runs, execute them, write the tables."""
     if args.list:
@@ -85,34 +94,76 @@ def compare(args: argparse.Namespace, command: str) -> int:
     source = resolve_source(args.dataset, args.data_dir, text_column=args.text_column,
                             label_column=args.label_column, splits=args.splits, revision=args.data_revision)
     settings = run_settings(args, source)
+    budgets = _budgets(settings.pop("budget"))
     # Every setting is checked before the minutes of loading (a bad --eval-limit, --val-fraction, budget...).
-    RunConfig(method=entries[0].label, seed=seeds[0], **settings)
+    RunConfig(method=entries[0].label, seed=seeds[0], budget=budgets[0], **settings)
+    _check_tuning(settings, entries, seeds)
     results = Path(args.results)
     folder = runs_dir(results, source.name)
     _check_writable(folder)  # before the minutes of loading, not after
     texts = any(e.stages != stages.DEFAULT for e in entries)  # a baseline reads texts, not tokens
     common, settings["max_length"] = _prepare(args, source, command, texts)
-    plan = make_plan(entries, seeds, settings, common, folder, rerun=args.rerun)
-    for job in plan.skipped:
-        print(f"{_name(job)}: ok record exists ({Path(job['record_path']).name}), skipped; --rerun to run again")
-    trained = [job for job in plan.jobs if tuple(job["stages"]) == stages.DEFAULT]  # baselines: seconds, no budget
-    if trained:
-        print(estimate.describe(len(trained), Budget.parse(args.budget), common["model"]["path"],
-                                Path(common["tokens"]), common["num_labels"], common["pad_id"], args.batch_size,
-                                device))
     if args.memory_cap and device.type != "cuda":
         print("note: --memory-cap is not enforced on the CPU; runs use the memory they need", file=sys.stderr)
-    not_ok, stopped = _execute(plan.jobs)
+    not_ok, stopped, experiment_ids = [], None, []
+    try:
+        for budget in budgets:  # the whole comparison, tuning included, at each budget
+            if len(budgets) > 1:
+                print(f"\n== budget {budget} ==")
+            ids, failed = _compare_at(args, entries, seeds, {**settings, "budget": budget}, common, folder, device)
+            experiment_ids += ids
+            not_ok += failed
+    except Stopped as e:  # the run is recorded `cancelled`; the finished ones still make their tables
+        stopped = e
     rendered = write_tables(results, source.name, args.target_accuracy)
-    if plan.experiment_id in rendered:
-        print(f"\n{rendered[plan.experiment_id]}\nTables: {results / source.name}/comparison.md, comparison.csv")
+    for eid in dict.fromkeys(experiment_ids):
+        if eid in rendered:
+            print(f"\n{rendered[eid]}")
+    for key, text in rendered.items():  # the same comparison at several budgets, side by side
+        if key.startswith("budgets-") and len(budgets) > 1 and any(eid in text for eid in experiment_ids):
+            print(f"\n{text}")
+    print(f"Tables: {results / source.name}/comparison.md, comparison.csv")
     if stopped:
         print(f"interrupted ({stopped.cause}): finished runs are kept; the same command resumes", file=sys.stderr)
         return stopped.exit_code
     if not_ok:
-        print(f"error: {len(not_ok)} of {len(plan.jobs)} runs did not end ok: {', '.join(not_ok)}", file=sys.stderr)
+        print(f"error: {len(not_ok)} runs did not end ok: {', '.join(not_ok)}", file=sys.stderr)
         return ExitCode.RUN_NOT_OK
     return ExitCode.OK
+
+
+def _compare_at(args: argparse.Namespace, entries: list[Entry], seeds: list[int], settings: dict, common: dict,
+                folder: Path, device) -> tuple[list[str], list[str]]:
+    """One budget's comparison: the learning-rate search where asked, then every entry × seed. Returns the
+    experiment's id and the runs that did not end ok (a search trial that diverged is an outcome, not a fault)."""
+    not_ok: list[str] = []
+    tuned = [e for e in entries if e.stages == stages.DEFAULT] if settings["tune_lr"] else []
+    rows, choices = list(entries), {}
+    trained = [e for e in entries if e.stages == stages.DEFAULT]  # baselines: seconds, no budget
+    if trained:
+        n_search = len(tuned) * (settings["tune_lr"] or 0) * len(settings["search_seeds"])
+        print(estimate.describe(len(trained) * len(seeds) + n_search, Budget.parse(settings["budget"]),
+                                common["model"]["path"], Path(common["tokens"]), common["num_labels"],
+                                common["pad_id"], args.batch_size, device)
+              + (f"; {n_search} of these runs are the learning-rate search (more if its grid is extended)"
+                 if n_search else ""))
+    if tuned:
+        def run_trials(jobs: list[dict]) -> None:
+            not_ok.extend(_execute(jobs, expected=tune.SETTLED))
+
+        choices = tune.search([e.label for e in tuned], settings, common, folder, run_trials, rerun=args.rerun)
+        rows = [replace(e, settings={"lr": choices[e.label].lr}) if e.label in choices else e for e in entries]
+    plan = make_plan(rows, seeds, settings, common, folder, rerun=args.rerun)
+    for job in plan.skipped:
+        print(f"{_name(job)}: ok record exists ({Path(job['record_path']).name}), skipped; --rerun to run again")
+    unsearched = [job for job in plan.jobs if job["config"]["method"] in choices
+                  and choices[job["config"]["method"]].lr is None]
+    for job in unsearched:  # its search found no rate that trains: the reported seeds say so, loudly
+        record = tune.unsearched_record(job, choices[job["config"]["method"]])
+        not_ok.append(f"{_name(job)} ({record.status.value})")
+        print(f"{_name(job)}: {record.status.value}: {record.error}", file=sys.stderr)
+    not_ok += _execute([job for job in plan.jobs if job not in unsearched])
+    return [plan.experiment_id], not_ok
 
 
 def _entries(args: argparse.Namespace) -> list[Entry]:
@@ -155,28 +206,37 @@ def _prepare(args: argparse.Namespace, source, command: str, texts: bool) -> tup
     return common_job(model, splits, tokenizer.pad_token_id, tokens, command, args.quiet, **extra), max_length
 
 
-def _execute(jobs: list[dict]) -> tuple[list[str], Stopped | None]:
-    """Run the jobs through the executor, saying at once when one does not end ok; (those, the stop if any)."""
-    not_ok = []
+def _execute(jobs: list[dict], expected: tuple = ()) -> list[str]:
+    """Run the jobs through the executor, saying at once when one does not end ok; return those (less the ones
+    whose status is `expected`, such as a search trial that diverged: said, but not a fault of the command)."""
+    not_ok, current = [], {}
+
+    def announced():
+        for job in jobs:
+            current["job"] = job
+            print(f"{_name(job)}: training ({job['run_id']})")
+            yield job
+
     try:
         with Executor() as executor:
-            for job in jobs:
-                print(f"{_name(job)}: training ({job['run_id']})")
-                try:
-                    record = executor.run(job)
-                except Stopped as e:
-                    print(f"{_name(job)}: cancelled: interrupted ({e.cause})", file=sys.stderr)
-                    raise
+            for record in executor.map(announced()):
                 if not record.ok:  # said at once, not only in the table at the end
-                    not_ok.append(f"{_name(job)} ({record.status.value})")
-                    print(f"{_name(job)}: {record.status.value}: {record.error}", file=sys.stderr)
-    except Stopped as e:  # the run is recorded `cancelled`; the finished ones still make their tables
-        return not_ok, e
-    return not_ok, None
+                    name = _name({"config": record.config.to_dict()})
+                    if record.status not in expected:
+                        not_ok.append(f"{name} ({record.status.value})")
+                    print(f"{name}: {record.status.value}: {record.error}", file=sys.stderr)
+    except Stopped as e:
+        if "job" in current:
+            print(f"{_name(current['job'])}: cancelled: interrupted ({e.cause})", file=sys.stderr)
+        raise
+    return not_ok
 
 
 def _name(job: dict) -> str:
-    return f"{job['config']['method']} seed {job['config']['seed']}"
+    cfg = job["config"]
+    if cfg.get("search"):
+        return f"{cfg['method']} lr {cfg['lr']:g} search seed {cfg['seed']}"
+    return f"{cfg['method']} seed {cfg['seed']}" + (f" (lr {cfg['lr']:g})" if cfg.get("tune_lr") and cfg["lr"] else "")
 
 
 def _max_length(asked: int | None, default: int, n_positions: int | None) -> int:
@@ -194,6 +254,41 @@ def _warn_if_truncating(tokens: Path, max_length: int) -> None:
     if cut > 0.5:
         print(f"warning: --max-length {max_length} cuts {cut:.0%} of the training texts to {max_length} tokens",
               file=sys.stderr)
+
+
+def _budgets(text: str) -> list[str]:
+    """`30s,2m,8m` to its budgets, each checked; several share one unit, so that one axis shows them all."""
+    budgets = list(dict.fromkeys(b.strip() for b in str(text).split(",") if b.strip()))
+    if not budgets:
+        raise UserError("--budget is empty")
+    units = {Budget.parse(b).unit for b in budgets}
+    if len(units) > 1:
+        raise UserError(f"--budget {text}: the budgets of one command share a unit, got {', '.join(sorted(units))}")
+    return budgets
+
+
+def _check_tuning(settings: dict, entries: list[Entry], seeds: list[int]) -> None:
+    """The learning-rate search's options, checked together before anything loads."""
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    if settings["tune_lr"] is None:
+        given = [f"--{name.replace('_', '-')}" for name in ("search_seeds", "select_on", "lr_range")
+                 if settings[name] != defaults[name]]
+        if given:
+            raise UserError(f"{', '.join(given)} set(s) how --tune-lr searches; without --tune-lr nothing is searched")
+        return
+    if settings["lr"] is not None:
+        raise UserError("--lr fixes every method's learning rate and --tune-lr searches it: give one of them")
+    tuned = [e.label for e in entries if e.stages == stages.DEFAULT]
+    if not tuned:
+        raise UserError("--tune-lr searches the fine-tuning methods' rates, and --methods names none")
+    fixed = [label for label in tuned if any(p.partition("=")[0] == "lr" for p in label.split(":")[1:])]
+    if fixed:
+        raise UserError(f"{', '.join(fixed)}: a spec's :lr= fixes the rate --tune-lr searches; drop it, or give "
+                        f":lr_range=LO+HI to set the range searched")
+    shared = sorted(set(seeds) & set(settings["search_seeds"]))
+    if shared:
+        raise UserError(f"--search-seeds and --seeds share {', '.join(map(str, shared))}: the search's seeds must "
+                        f"not be the reported ones (a rate chosen on a seed would flatter that seed's test numbers)")
 
 
 def _parse_ints(text: str, flag: str) -> list[int]:

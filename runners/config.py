@@ -36,6 +36,31 @@ def parse_fractions(text: str) -> tuple[float, ...]:
         raise UserError(f"--checkpoints must be comma-separated fractions like 1/4,0.5,1, got {text!r}") from None
 
 
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """`1000,1001` to (1000, 1001): distinct integers >= 0, in the order given."""
+    try:
+        values = tuple(dict.fromkeys(int(x) for x in text.split(",") if x.strip()))
+    except ValueError:
+        values = ()
+    if not values or min(values) < 0:
+        raise UserError(f"--search-seeds must be comma-separated integers >= 0, got {text!r}")
+    return values
+
+
+def parse_range(text: str) -> tuple[float, ...]:
+    """`1e-5,1e-3` (or `1e-5:1e-3`) to (1e-5, 1e-3)."""
+    try:
+        values = tuple(float(x) for x in text.replace(":", ",").split(",") if x.strip())
+    except ValueError:
+        values = ()
+    if len(values) != 2 or not 0 < values[0] < values[1]:
+        raise UserError(f"--lr-range must be LO,HI with 0 < LO < HI, e.g. 1e-5,1e-3; got {text!r}")
+    return values
+
+
+SELECT_ON = ("accuracy", "macro-f1")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     method: str = setting(REQUIRED, "the spec as typed, NAME[:key=value...]; also the table's row label", flag=False)
@@ -55,11 +80,22 @@ class RunConfig:
     model: str = setting("gpt2", "hub id or local folder with config.json, tokenizer files and *.safetensors")
     revision: str | None = setting(None, "hub model revision to pin (branch, tag or commit); the record stores "
                                          "the commit read")
-    budget: str = setting("1epoch", "per run: Nepochs, Nsteps, Nsamples, a time (90s, 5m, 1h), Mtokens or flops")
+    budget: str = setting("1epoch", "per run: Nepochs, Nsteps, Nsamples, a time (90s, 5m, 1h), Mtokens or flops; "
+                                    "several, comma-separated (30s,2m,8m), run the whole comparison at each")
     batch_size: int = setting(32, "training batch size")
     # Inference keeps no activations for backward, so it fits a larger batch.
     eval_batch_size: int = setting(128, "evaluation batch size")
-    lr: float | None = setting(None, "override every method's default learning rate (a spec's :lr= overrides one)")
+    lr: float | None = setting(None, "every method's learning rate, in place of its default (and of a spec's :lr=)")
+    # The learning-rate search (runners.tune): its trials are runs like any other, marked `search`.
+    tune_lr: int | None = setting(None, "search N learning rates per method, log-spaced over its declared range "
+                                        "(--list: lr_range), each trial at the full budget and scored on validation "
+                                        "over --search-seeds; the best rate then runs the --seeds")
+    search_seeds: tuple[int, ...] = setting((1000,), "seeds of the --tune-lr trials; never among --seeds",
+                                            parse=parse_seeds)
+    select_on: str = setting("accuracy", "the validation metric --tune-lr selects on", choices=SELECT_ON)
+    lr_range: tuple[float, ...] | None = setting(None, "LO,HI: the range --tune-lr searches for every method (a "
+                                                       "spec's :lr_range=LO+HI sets one's)", parse=parse_range)
+    search: bool = setting(False, "a --tune-lr trial: scored on validation only, never tested", flag=False)
     max_length: int = setting(128, "tokens per example after truncation (default: the dataset's, 128 tweets, 512 "
                                    "imdb; never above the model's positions)", resolved=True)
     train_limit: int | None = setting(None, "seeded stratified subset of N training rows")
@@ -89,6 +125,10 @@ class RunConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
         if self.lr is not None and not self.lr > 0:
             raise UserError(f"--lr must be > 0, got {self.lr}")
+        if self.tune_lr is not None and self.tune_lr < 2:
+            raise UserError(f"--tune-lr must be >= 2 (the number of learning rates searched), got {self.tune_lr}")
+        if self.select_on not in SELECT_ON:
+            raise UserError(f"--select-on must be accuracy or macro-f1, got {self.select_on!r}")
         if not 0 < self.val_fraction < 1:
             raise UserError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
         if not 0 <= self.split_seed < 2**32:  # scikit-learn's random_state range
@@ -136,13 +176,16 @@ class RunConfig:
     def experiment(self) -> dict:
         """Everything but the method, the seed and how the loop ran: runs sharing it belong in one table."""
         d = self.key()
-        for name in ("method", "seed", "ablate", "compile"):
+        for name in ("method", "seed", "ablate", "compile", "search"):  # a search trial belongs to its experiment
             d.pop(name, None)
+        if self.tune_lr is not None:  # each method's rate is the search's outcome, not a setting of the experiment
+            d.pop("lr", None)
         return d
 
 
 _LATER_FIELDS = {"ablate": (), "compile": False, "text_column": "text", "label_column": "label", "splits": None,
-                 "data_revision": None, "revision": None}
+                 "data_revision": None, "revision": None, "tune_lr": None, "search_seeds": (1000,),
+                 "select_on": "accuracy", "lr_range": None, "search": False}
 
 
 def stable_hash(obj: object, n: int = 12) -> str:

@@ -26,12 +26,22 @@ def header(records: list[Record]) -> str:
         f"- **Classes:** {_classes(data)}",
         f"- **Budget:** {cfg.budget} per run, batch {cfg.batch_size}; **seeds:** "
         f"{', '.join(map(str, seeds))}; **device:** {', '.join(devices) or '–'}",
+        f"- **Learning rates:** {_rates(cfg)}",
         f"- **Majority-class baseline** (test accuracy of always predicting train's most common label): "
         f"{_fmt(baseline, '{:.4f}')}",
         f"- **Peak memory** is {_memory_kind(records)}",
         f"- **Command:** `{last.command}`",
     ]
     return "\n".join(lines)
+
+
+def _rates(cfg) -> str:
+    if cfg.tune_lr is not None:
+        return (f"tuned per method (`--tune-lr {cfg.tune_lr}`, search seeds {', '.join(map(str, cfg.search_seeds))}, "
+                f"selected on validation {cfg.select_on}; the `tuned lr` column)")
+    if cfg.lr is not None:
+        return f"{cfg.lr:g} for every method (`--lr`)"
+    return "each method's default (`--list`), not tuned: a method's rank may reflect its default rate"
 
 
 def _classes(data: dict) -> str:

@@ -48,6 +48,7 @@ class Entry:
 
     label: str
     stages: tuple[str, ...]
+    settings: dict = field(default_factory=dict, hash=False)  # its own settings over the command's (a tuned lr)
 
 
 @dataclass
@@ -63,7 +64,7 @@ def make_plan(entries: Sequence[Entry], seeds: Sequence[int], settings: dict, co
     plan = Plan()
     for entry in entries:
         for seed in seeds:
-            job = job_for(common, RunConfig(method=entry.label, seed=seed, **settings), folder,
+            job = job_for(common, RunConfig(method=entry.label, seed=seed, **{**settings, **entry.settings}), folder,
                           stages=list(entry.stages))
             plan.experiment_id = job["experiment_id"]
             existing = read_record(Path(job["record_path"]))

@@ -8,14 +8,16 @@ import numpy as np
 from runners.budget import Budget
 from runners.record import Record
 from runners.records import replacing, row_label
+from runners.stats import mean_ci
 
 UNIT_KEYS = {"epochs": "samples", "samples": "samples", "steps": "steps", "tokens": "tokens", "flops": "flops",
              "seconds": "seconds"}
 
 
-def write_plots(records: list[Record], out: Path, prefix: str = "") -> list[Path]:
-    """`<prefix>accuracy_vs_budget.png` and `<prefix>accuracy_vs_cost.png` for one experiment; returns the paths.
-    A method whose runs did not end ok has no point to draw; it is still named, marked failed, in both plots."""
+def write_plots(records: list[Record], out: Path, prefix: str = "", trials: list[Record] = ()) -> list[Path]:
+    """`<prefix>accuracy_vs_budget.png`, `<prefix>accuracy_vs_cost.png` and, where the rates were searched
+    (`trials`), `<prefix>lr_search.png` for one experiment; returns the paths. A method whose runs did not end ok
+    has no point to draw; it is still named, marked failed, in the plots."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,19 +52,21 @@ def write_plots(records: list[Record], out: Path, prefix: str = "") -> list[Path
     paths.append(_save(fig, out / f"{prefix}accuracy_vs_budget.png"))
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
-    for ax, (metric, name) in zip(axes, [("peak_memory_mib", "peak memory (MiB)"),
-                                         ("train_seconds", "training time (s)")]):
+    costs = [("peak_memory_mib", "peak memory (MiB)")]
+    if key != "seconds":  # under a time budget every run trains the same seconds: a vertical line says nothing
+        costs.append(("train_seconds", "training time (s)"))
+    fig, axes = plt.subplots(1, len(costs), figsize=(5.5 * len(costs) + 0.5, 4.5), sharey=True, squeeze=False)
+    for ax, (metric, name) in zip(axes[0], costs):
         points = []
         for label in drawn:
-            cost = float(np.mean([getattr(r.measurements, metric) for r in ok[label]]))
-            acc = float(np.mean([r.metrics.accuracy for r in ok[label]]))
-            points.append((cost, acc, label))
-            ax.scatter(cost, acc)
-            ax.annotate(names[label], (cost, acc), fontsize=8, xytext=(4, 4), textcoords="offset points")
+            cost = mean_ci([getattr(r.measurements, metric) for r in ok[label]], positive=True)
+            acc = mean_ci([r.metrics.accuracy for r in ok[label]])
+            points.append((cost.center, acc.mean, label))
+            ax.errorbar(cost.center, acc.mean, xerr=_err(cost.center, cost), yerr=_err(acc.mean, acc), fmt="o",
+                        capsize=3)
+            ax.annotate(names[label], (cost.center, acc.mean), fontsize=8, xytext=(4, 4), textcoords="offset points")
         if points:
-            # from zero, so that equal costs look equal (under a time budget every run trains the same seconds);
-            # room on the right for the labels
+            # from zero, so that equal costs look equal; room on the right for the labels
             ax.set_xlim(0, 1.3 * max(p[0] for p in points))
             front = pareto_front(points)
             ax.plot([p[0] for p in front], [p[1] for p in front], "k--", lw=1, label="Pareto front")
@@ -70,11 +74,104 @@ def write_plots(records: list[Record], out: Path, prefix: str = "") -> list[Path
         ax.set_xlabel(name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    axes[0].set_ylabel("test accuracy")
-    fig.suptitle("Accuracy against cost (mean over seeds)")
+    axes[0][0].set_ylabel("test accuracy")
+    fig.suptitle("Accuracy against cost: mean over seeds, bars the 95% CI" + (
+        "" if key != "seconds" else f" (no time panel: every run trained {budget})"), fontsize=10)
     paths.append(_save(fig, out / f"{prefix}accuracy_vs_cost.png"))
     plt.close(fig)
+    if trials:
+        paths.append(write_lr_plot(records, trials, out / f"{prefix}lr_search.png"))
     return paths
+
+
+def _err(center: float, s) -> list[list[float]] | None:
+    """matplotlib's asymmetric error bar from a Summary's interval (none for one seed)."""
+    if s.lo is None:
+        return None
+    return [[max(center - s.lo, 0.0)], [max(s.hi - center, 0.0)]]
+
+
+def write_lr_plot(records: list[Record], trials: list[Record], path: Path) -> Path:
+    """The search of a tuned experiment: validation metric against learning rate (log scale), one line per method,
+    the spread over search seeds as a band, the chosen rate starred; how flat a line is says how forgiving the
+    method is of its rate."""
+    import matplotlib.pyplot as plt
+
+    from runners.tune import choose
+
+    cfg = records[-1].config
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label in dict.fromkeys(row_label(r) for r in trials):
+        c = choose(label, trials, cfg.select_on)
+        lrs = [lr for lr in sorted(c.per_seed) if c.per_seed[lr]]
+        if not lrs:
+            ax.plot([], [], ls="none", marker="x", color="tab:red", label=f"{label} (no trial ended ok)")
+            continue
+        mean = [float(np.mean(c.per_seed[lr])) for lr in lrs]
+        line, = ax.plot(lrs, mean, marker="o", label=label + (f" (best at the {c.edge} end)" if c.edge else ""))
+        if max(len(c.per_seed[lr]) for lr in lrs) > 1:
+            ax.fill_between(lrs, [min(c.per_seed[lr]) for lr in lrs], [max(c.per_seed[lr]) for lr in lrs],
+                            color=line.get_color(), alpha=0.15)
+        bad = [lr for lr, v in c.scores.items() if v is None]
+        if bad:  # a rate where a trial diverged or failed: marked at the bottom of the axis
+            ax.plot(bad, [min(mean)] * len(bad), ls="none", marker="x", color=line.get_color())
+        if c.lr is not None:
+            ax.plot([c.lr], [c.score], marker="*", markersize=16, color=line.get_color(), markeredgecolor="k")
+    ax.set_xscale("log")
+    ax.set_xlabel("peak learning rate")
+    ax.set_ylabel(f"validation {cfg.select_on} at the end of the budget")
+    ax.set_title(f"Learning-rate search ({cfg.budget} per trial; ★ chosen, × a trial that did not end ok)",
+                 fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def write_budget_plot(by_budget: dict[str, list[Record]], path: Path) -> Path:
+    """Test accuracy against budget, one line per method with its 95% CI over seeds as a band (error bars where
+    there is one budget's worth of seeds), for experiments that differ only in budget."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets = list(by_budget)
+    parsed = [Budget.parse(b) for b in budgets]
+    x_all = [p.amount for p in parsed]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    labels = list(dict.fromkeys(row_label(r) for rs in by_budget.values() for r in rs))
+    for label in labels:
+        xs, ys, los, his = [], [], [], []
+        for x, b in zip(x_all, budgets):
+            s = mean_ci([r.metrics.accuracy for r in by_budget[b] if row_label(r) == label and r.ok])
+            if s.mean is None:
+                continue
+            xs.append(x)
+            ys.append(s.mean)
+            los.append(max(s.lo, 0.0) if s.lo is not None else s.mean)  # an accuracy lies in [0, 1]
+            his.append(min(s.hi, 1.0) if s.hi is not None else s.mean)
+        if not xs:
+            continue
+        kind = next(r.method.kind for rs in by_budget.values() for r in rs if row_label(r) == label)
+        line, = ax.plot(xs, ys, marker="o", ls="--" if kind == "baseline" else "-",
+                        label=label + (" (baseline)" if kind == "baseline" else ""))
+        ax.errorbar(xs, ys, yerr=[np.subtract(ys, los), np.subtract(his, ys)], fmt="none", capsize=3,
+                    color=line.get_color())
+        ax.fill_between(xs, los, his, color=line.get_color(), alpha=0.12)
+    if max(x_all) / min(x_all) >= 4:
+        ax.set_xscale("log")
+    ax.set_xticks(x_all, budgets)
+    ax.minorticks_off()
+    ax.set_xlabel(f"budget per run ({parsed[0].unit})")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Test accuracy against budget: mean over seeds, band the 95% CI (within [0, 1])", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+    return path
 
 
 def legend_name(label: str, runs: list[Record]) -> str:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from runners.config import RunConfig
 from runners.errors import UserError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]  # a real number: never NaN, inf or a string
 Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)]
 Count = Annotated[int, Field(ge=0, strict=True)]
@@ -150,7 +150,9 @@ class Record(_Part):
         if self.schema_ != SCHEMA_VERSION:
             raise ValueError(f"schema {self.schema_} is not the current {SCHEMA_VERSION}")
         if self.status is Status.OK:
-            missing = [n for n in ("metrics", "measurements", "device") if getattr(self, n) is None]
+            # a learning-rate search trial is scored on validation (its curve) and never tested: no test metrics
+            needed = ("measurements", "device") if self.config.search else ("metrics", "measurements", "device")
+            missing = [n for n in needed if getattr(self, n) is None]
             if self.method.kind == "method":  # a fine-tuning run also has its curve and training measurements
                 missing += [] if self.curve else ["curve"]
                 if self.measurements is not None:
@@ -159,6 +161,8 @@ class Record(_Part):
                 raise ValueError(f"an ok record lacks {', '.join(missing)}")
         elif not self.error:
             raise ValueError(f"a {self.status.value} record must say why (error)")
+        if self.config.search and (self.metrics is not None or self.predictions is not None):
+            raise ValueError("a search trial has test metrics: the test split is never evaluated in a search")
         return self
 
     @property
@@ -224,7 +228,13 @@ def _v1_to_v2(data: dict) -> dict:
     return data
 
 
-MIGRATIONS = [_v1_to_v2]  # MIGRATIONS[k] turns version k + 1 into k + 2
+def _v2_to_v3(data: dict) -> dict:
+    """Version 3 added the learning-rate search's settings to the config (`tune_lr`, `search_seeds`, `select_on`,
+    `lr_range`, `search`); a version-2 run had none, which their defaults say."""
+    return {**data, "schema": 3}
+
+
+MIGRATIONS = [_v1_to_v2, _v2_to_v3]  # MIGRATIONS[k] turns version k + 1 into k + 2
 
 
 def read(path: Path, warn=None) -> Record | None:

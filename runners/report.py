@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"no records under {results}: run `python -m runners.compare` first")
         for dataset in datasets:
             rendered = write_tables(results, dataset, args.target_accuracy)
-            for eid, text in rendered.items():
-                print(f"## Experiment {eid}\n\n{text}")
+            for eid, text in rendered.items():  # an experiment's section, or one across budgets (titled already)
+                print(text if eid.startswith("budgets-") else f"## Experiment {eid}\n\n{text}")
             print(f"Tables: {results / dataset}/comparison.md, comparison.csv\n")
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -45,6 +45,8 @@ class Stage(Protocol):
 STAGES: dict[str, Stage] = {}
 # What a run does unless its job lists its own `stages`: a post-training measurement is a stage appended here.
 DEFAULT = ("train", "evaluate")
+# What a learning-rate search trial does (runners.tune): train, then score on validation; never tested.
+SEARCH = ("train", "validate")
 
 
 def stage(name: str):

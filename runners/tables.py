@@ -15,12 +15,14 @@ import pandas as pd
 from tabulate import tabulate
 
 from runners.budget import Budget
+from runners.budgets import across_budgets
 from runners.headers import header
 from runners.plots import UNIT_KEYS, write_plots
 from runners.record import Record
 from runners.records import load_records, row_label, write_text_atomic
 from runners.scores import AUC_NOTE, ECE_NOTE
 from runners.stats import LOG_CI, T_CI, TopGroup, mean_ci, reach_interval, reach_summary
+from runners.tune import choose, search_frame, search_note
 from runners.verdict import accuracy_group, sentences
 
 
@@ -99,10 +101,11 @@ def _share(f: float) -> str:
     return f"{frac.numerator}/{frac.denominator}" if frac.denominator > 1 else str(frac.numerator)
 
 
-def summarize(records: list[Record], target: float | None = None,
-              group: TopGroup | None = None) -> tuple[pd.DataFrame, dict[str, Column]]:
+def summarize(records: list[Record], target: float | None = None, group: TopGroup | None = None,
+              trials: list[Record] = ()) -> tuple[pd.DataFrame, dict[str, Column]]:
     """One row per method spec: parameters; mean, sd, 95% interval and each seed's value of every column; the
-    budget to reach `target` as an interval; and whether the row is in the top group by test accuracy."""
+    budget to reach `target` as an interval; whether the row is in the top group by test accuracy; and, where its
+    rate was searched (`trials`, the experiment's search trials), the chosen rate, edge flag and search cost."""
     cols = columns(records)
     group = group or accuracy_group(records)
     cfg = records[-1].config
@@ -128,6 +131,11 @@ def summarize(records: list[Record], target: float | None = None,
             reach = reach_summary([_reach(r, target, spent) for r in ok])
             row.update({TO_TARGET: reach.hi, f"{TO_TARGET} lo": reach.lo, f"{TO_TARGET} reached": reach.reached,
                         f"{TO_TARGET} runs": reach.runs})
+        if runs[0].config.tune_lr is not None and runs[0].method.kind == "method":
+            choice = choose(label, trials, runs[0].config.select_on)
+            row.update({"lr": choice.lr, "lr edge": choice.edge or "", "search trials": choice.trials,
+                        "search seconds": choice.seconds, "search flops": choice.flops,
+                        "search failures": "; ".join(choice.failures)})
         comparison = group.comparisons.get(label)
         row.update({"top group": label in group.members,
                     "p vs best": comparison.p if comparison else None,
@@ -143,8 +151,11 @@ def to_markdown(df: pd.DataFrame, cols: dict[str, Column], batch_size: int | Non
     micro = df["micro-batch"].dropna() if "micro-batch" in df else pd.Series(dtype=float)
     show_micro = batch_size is not None and (micro != batch_size).any()
     show_target = TO_TARGET in df
-    headers = ["method", "trainable params", "trainable %"] + [f"{n} {c.better}" for n, c in cols.items()]
+    tuned = "search trials" in df and df["search trials"].notna().any()
+    headers = ["method", "trainable params", "trainable %"] + (["tuned lr"] if tuned else [])
+    headers += [f"{n} {c.better}" for n, c in cols.items()]
     headers += [f"{TO_TARGET} ↓"] if show_target else []
+    headers += ["search cost"] if tuned else []
     show_status = (df["status"] != "ok").any()
     methods = df[df["kind"] == "method"] if "kind" in df else df
     bold = bool(methods["top group"].any()) and not methods["top group"].all()  # all tied: nothing stands out
@@ -152,16 +163,30 @@ def to_markdown(df: pd.DataFrame, cols: dict[str, Column], batch_size: int | Non
     for _, row in df.iterrows():
         name = row["method"] + (" (baseline)" if row.get("kind") == "baseline" else "")
         cells = [name, _fmt(row.get("trainable params"), "{:,.0f}"), _fmt(row.get("trainable %"), "{:.3g}")]
+        search = _search_cells(row) if tuned else []
+        cells += search[:1]
         for col_name, col in cols.items():
             text = _cell(row, col_name, col)
             cells.append(f"**{text}**" if bold and col_name == RANK_BY and row["top group"] else text)
         if show_target:
             cells.append(_reach_cell(row, unit_fmt))
+        cells += search[1:]
         extra = ([_fmt(row.get("micro-batch"), "{:.0f}")] if show_micro else []) + (
             [_status_cell(row["status"])] if show_status else [])
         body.append(cells + extra)
     headers += (["micro-batch"] if show_micro else []) + (["status"] if show_status else [])
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _search_cells(row: pd.Series) -> list[str]:
+    """The chosen rate (⚠ where it is the lowest or highest tried: the optimum may lie beyond) and what the search
+    spent: trials × the budget, their measured seconds (training, evaluation, compilation) and training FLOPs."""
+    if pd.isna(row.get("search trials")):
+        return ["–", "–"]
+    lr = "none" if pd.isna(row.get("lr")) else f"{row['lr']:.3g}"
+    edge = f" ⚠ {row['lr edge']} end" if row.get("lr edge") else ""
+    return [lr + edge, f"{int(row['search trials'])} × budget, {row['search seconds']:,.0f} s, "
+                       f"{row['search flops']:.3g} FLOPs"]
 
 
 def _status_cell(status: str, width: int = 160) -> str:
@@ -203,11 +228,12 @@ def experiments(records: list[Record]) -> list[list[Record]]:
     return sorted(groups.values(), key=lambda g: max(r.timestamp or "" for r in g), reverse=True)
 
 
-def render(records: list[Record], target: float | None) -> tuple[str, pd.DataFrame]:
-    """One experiment's markdown section (header, verdict, table and the notes on how to read it)."""
+def render(records: list[Record], target: float | None, trials: list[Record] = ()) -> tuple[str, pd.DataFrame]:
+    """One experiment's markdown section (header, verdict, table and the notes on how to read it) from its
+    reported runs, with the learning-rate search's `trials` where its rates were searched."""
     target = target if target is not None else target_accuracy(records)
     group = accuracy_group(records)  # once: the table's bold and the verdict's sentences come from the same test
-    df, cols = summarize(records, target, group)
+    df, cols = summarize(records, target, group, trials)
     cfg = records[-1].config
     unit = UNIT_KEYS[Budget.parse(cfg.budget).unit]
     verdict = " ".join(sentences(records, group))
@@ -223,6 +249,10 @@ def render(records: list[Record], target: float | None) -> tuple[str, pd.DataFra
                      f"{unit} (last checkpoint below, first at or above) in which validation accuracy first "
                      f"reached {target:.3f} (95% of the best final one unless `--target-accuracy` is given), over "
                      f"the seeds that reached it")
+    if cfg.tune_lr is not None:
+        notes.append(f"- **Tuned lr:** {search_note(cfg)}; ⚠ marks a rate at the low or high end of those tried "
+                     f"(the best may lie beyond). *Search cost*: trials × this budget, with the seconds (training, "
+                     f"evaluation, compilation) and training FLOPs they measured")
     fmt = {"flops": "{:.3g}", "seconds": "{:.1f}"}.get(unit, "{:,.0f}")
     text = (f"{header(records)}\n\n**Verdict:** {verdict}\n\n{to_markdown(df, cols, cfg.batch_size, fmt)}\n\n"
             + "\n".join(notes) + "\n")
@@ -234,9 +264,18 @@ def write_tables(results: Path, dataset: str, target: float | None = None) -> di
     groups = experiments(load_records(results, dataset))
     out = Path(results) / dataset
     rendered, frames, sections = {}, [], []
-    for g in groups:
-        eid = g[0].experiment_id
-        rendered[eid], df = render(g, target)
+    trial_frames = []
+    for everything in groups:
+        eid = everything[0].experiment_id
+        g = [r for r in everything if not r.config.search]
+        trials = [r for r in everything if r.config.search]
+        if trials:
+            trial_frames.append(search_frame(eid, trials))
+        if not g:  # a search that has not reached its reported runs yet (interrupted, or still running)
+            sections.append(f"## Experiment {eid}\n\n{len(trials)} learning-rate search trial(s), no reported run "
+                            f"yet: the same command resumes.\n")
+            continue
+        rendered[eid], df = render(g, target, trials)
         cfg = g[-1].config
         df.insert(0, "experiment", eid)
         for key in ("budget", "batch_size", "max_length", "model"):
@@ -246,11 +285,17 @@ def write_tables(results: Path, dataset: str, target: float | None = None) -> di
             df["budget unit"] = UNIT_KEYS[Budget.parse(cfg.budget).unit]
             df["target val acc"] = target_used
         frames.append(df)
-        plots = write_plots(g, out / "plots", prefix=f"{eid}-")
+        plots = write_plots(g, out / "plots", prefix=f"{eid}-", trials=trials)
         figures = "".join(f"![{p.stem.removeprefix(eid + '-')}](plots/{p.name})\n" for p in plots)
         sections.append(f"## Experiment {eid}\n\n{rendered[eid]}" + (f"\n{figures}" if figures else ""))
     title = f"# Comparison on {dataset}\n\nGenerated by `python -m runners.report` from the run records in " \
             f"`runs/`; one section per experiment, the most recent first, with its plots from `plots/`.\n"
+    for fid, text in across_budgets(groups, out / "plots").items():
+        rendered[f"budgets-{fid}"] = text
+        sections.append(text)
     write_text_atomic(out / "comparison.md", "\n".join([title, *sections]))
-    write_text_atomic(out / "comparison.csv", pd.concat(frames, ignore_index=True).to_csv(index=False))
+    write_text_atomic(out / "comparison.csv", pd.concat(frames, ignore_index=True).to_csv(index=False)
+                      if frames else "")
+    if trial_frames:
+        write_text_atomic(out / "search.csv", pd.concat(trial_frames, ignore_index=True).to_csv(index=False))
     return rendered

@@ -62,7 +62,8 @@ def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg
     log_every = LOG_EVERY if on["async_loss"] else 1
     collate = Collator(train_split, pad_id, method.padding_side, device, pin=on["pinned_memory"],
                        pad_to=None if on["dynamic_padding"] else cfg.max_length, with_ids=method.wants_example_ids)
-    eval_splits = {"val": data["validation"], **({"test": data["test"]} if cfg.test_each_checkpoint else {})}
+    tested = cfg.test_each_checkpoint and not cfg.search  # a learning-rate search trial is never tested
+    eval_splits = {"val": data["validation"], **({"test": data["test"]} if tested else {})}
     evaluators = {k: (s, Collator(s, pad_id, method.padding_side, device)) for k, s in eval_splits.items()}
 
     groups = method.param_groups(model)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 import time
 import traceback
@@ -33,6 +34,8 @@ from runners.train import Diverged, autocast_for, evaluate, train
 def run(job: dict) -> dict:
     """Run the stages the job lists (by default `stages.DEFAULT`: train, then evaluate) for one method spec and seed;
     return the record's results part."""
+    if threads := os.environ.get("PEFT_LAB_THREADS"):  # this run's share of the cores, from a pool (runners.pool)
+        torch.set_num_threads(int(threads))
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # the "score.weight newly initialised" report is expected, every time
@@ -44,8 +47,12 @@ def run(job: dict) -> dict:
     cfg = RunConfig.from_dict(job["config"])
     device = env.resolve_device(cfg.device)
     env.reset_peak_memory(device)
-    ctx = Context(job, cfg, device, load_tokenized(job["tokens"]))
-    return {**stages.run_stages(ctx, job.get("stages", stages.DEFAULT)), "device": env.device_info(device)}
+    data = load_tokenized(job["tokens"])
+    if cfg.search:  # a learning-rate search trial never sees the test split: it is not there to evaluate
+        data.pop("test")
+    ctx = Context(job, cfg, device, data)
+    where = job.get("placement", {})  # the executor's: its name, the slot, host and threads (runners.executor)
+    return {**stages.run_stages(ctx, job.get("stages", stages.DEFAULT)), "device": {**where, **env.device_info(device)}}
 
 
 @stage("train")
@@ -126,6 +133,16 @@ def evaluate_stage(ctx: Context) -> dict:
                                                  peak["peak_memory_mib"], ctx.method.weight_kind),
         },
     }
+
+
+@stage("validate")
+def validate_stage(ctx: Context) -> dict:
+    """A learning-rate search trial's end (runners.tune): its score is the validation metrics of the train stage's
+    last checkpoint, already in its curve; the test split is not evaluated (the worker did not even load it). Then
+    the run's peak memory and what it is made of."""
+    peak = peak_memory_part(ctx.device)
+    return {"measurements": {**peak, "memory_breakdown": memory.breakdown(
+        ctx.model, ctx.trained.optimizer_state_bytes, peak["peak_memory_mib"], ctx.method.weight_kind)}}
 
 
 def main(job_path: str) -> int:

@@ -24,7 +24,7 @@ def test_qlora_is_lora_with_checkpointing_on_by_default():
 
 @pytest.mark.parametrize("text, message", [
     ("lroa", "unknown method 'lroa'. Did you mean 'lora'? Registered: "),
-    ("lora:alpah=4", "unknown parameter 'alpah' for lora. Did you mean 'alpha'? Allowed: lr, weight_decay"),
+    ("lora:alpah=4", "unknown parameter 'alpah' for lora. Did you mean 'alpha'? Allowed: lr, lr_range, weight_decay"),
     ("lora:r=abc", "r='abc' is not a valid int"),
     ("lora:r=0", "r must be >= 1, got 0"),
     ("lora:r", "expected key=value, got 'r'"),

@@ -1,0 +1,216 @@
+"""The learning-rate search (`--tune-lr N`): every method at its own best rate, under the comparison's budget.
+
+For each method spec, N rates log-spaced over the range the method declares (`lr_range`; a spec's `:lr_range=` or
+`--lr-range` overrides it). Each trial is an ordinary run, marked `search` in its config: it trains with the
+comparison's whole budget (the schedule follows the share of budget spent, and no trial is stopped early), on the
+search seeds (never the reported ones), and is scored on the validation split alone: its job's stages are
+`stages.SEARCH`, and the worker does not load the test split. When the best rate is at an end of the grid, the grid
+is extended one step past it, up to `EXTEND_LIMIT` steps a side, so that the optimum is bracketed; a best still at
+an end is flagged. The chosen rate then runs the reported seeds, which give the test numbers.
+
+`choose` is the one selection rule: the command uses it to pick the rate, and the tables to show it, from the same
+records.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runners import stages
+from runners.config import RunConfig
+from runners.record import Record, Status
+from runners.records import base_record, read_record, row_label, write_record
+
+EXTEND_LIMIT = 2  # steps past each end of the declared range, at most
+# A trial that ended so would end so again at that rate and seed: resume does not run it again, and the selection
+# counts it as a rate that does not work (divergence brackets the optimum from above as well as a low score does).
+SETTLED = (Status.OK, Status.DIVERGED, Status.OOM, Status.DOES_NOT_FIT)
+if TYPE_CHECKING:
+    import pandas as pd
+
+METRIC_KEYS = {"accuracy": "val_accuracy", "macro-f1": "val_macro_f1"}
+
+
+def grid(lo: float, hi: float, n: int) -> list[float]:
+    """`n` rates log-spaced from `lo` to `hi`, both included, each to three significant digits."""
+    if n == 1:
+        return [_round(math.sqrt(lo * hi))]
+    return [_round(lo * (hi / lo) ** (i / (n - 1))) for i in range(n)]
+
+
+def step(lo: float, hi: float, n: int) -> float:
+    """The ratio between neighbouring rates of the grid: one step of an extension past its end."""
+    return (hi / lo) ** (1 / max(n - 1, 1))
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.3g}")
+
+
+def lr_range(label: str, cfg: RunConfig) -> tuple[float, float]:
+    """The range searched for a spec: its own `:lr_range=`, else `--lr-range`, else what the method declares."""
+    from methods import parse_spec
+
+    spec = parse_spec(label)
+    given = any(pair.partition("=")[0] == "lr_range" for pair in label.split(":")[1:])
+    if cfg.lr_range is not None and not given:
+        return float(cfg.lr_range[0]), float(cfg.lr_range[1])
+    return spec.method.lr_range()
+
+
+@dataclass
+class Choice:
+    """The outcome of one spec's search, from its trial records alone."""
+
+    label: str
+    lr: float | None  # the chosen rate; None when no rate had every search seed end ok
+    score: float | None  # its mean validation metric over the search seeds
+    edge: str | None  # "low" or "high": the best is the lowest or highest rate tried (not bracketed)
+    scores: dict[float, float | None] = field(default_factory=dict)  # each rate tried: mean score, None if it failed
+    per_seed: dict[float, list[float]] = field(default_factory=dict)  # each rate's scores, one per ok seed
+    trials: int = 0
+    seconds: float = 0.0  # measured: training, evaluation and compilation of every trial
+    flops: float = 0.0  # training FLOPs of every trial
+    failures: list[str] = field(default_factory=list)  # "lr 0.1 seed 1000: diverged", for the console and the table
+
+    @property
+    def flag(self) -> str:
+        return {"low": "at the low end", "high": "at the high end"}.get(self.edge or "", "")
+
+
+def score(record: Record, select_on: str) -> float | None:
+    """A trial's validation metric at the end of its budget (its last checkpoint)."""
+    if not record.ok or not record.curve:
+        return None
+    return getattr(record.curve[-1], METRIC_KEYS[select_on])
+
+
+def choose(label: str, trials: Sequence[Record], select_on: str) -> Choice:
+    """The rate with the best mean validation metric over the search seeds; a rate where some seed did not end ok
+    is out. Ties go to the lower rate. Records other than `label`'s search trials are ignored."""
+    mine = [r for r in trials if r.config.search and row_label(r) == label]
+    by_lr: dict[float, list[Record]] = {}
+    for r in mine:
+        by_lr.setdefault(float(r.config.lr), []).append(r)
+    scores, per_seed, failures = {}, {}, []
+    for lr in sorted(by_lr):
+        values = [score(r, select_on) for r in by_lr[lr]]
+        per_seed[lr] = [v for v in values if v is not None]
+        scores[lr] = statistics.fmean(values) if None not in values else None
+        failures += [f"lr {lr:g} seed {r.seed}: {r.status.value}" for r in by_lr[lr] if not r.ok]
+    ok = {lr: s for lr, s in scores.items() if s is not None}
+    best = max(ok, key=lambda lr: (ok[lr], -lr)) if ok else None
+    edge = None
+    if best is not None and len(scores) > 1:
+        edge = "low" if best == min(scores) else "high" if best == max(scores) else None
+    m = [r.measurements for r in mine if r.measurements is not None]
+    return Choice(label, best, ok.get(best), edge, scores, per_seed, len(mine),
+                  seconds=sum(x.train_seconds + x.eval_seconds + x.compile_seconds for x in m),
+                  flops=sum(x.flops or 0.0 for x in m), failures=failures)
+
+
+def extension(choice: Choice, lo: float, hi: float, n: int) -> float | None:
+    """The next rate to try past the end where the best sits, or None when it is bracketed or the limit is hit."""
+    if choice.edge is None or choice.lr is None:
+        return None
+    ratio = step(lo, hi, n)
+    beyond = [lr for lr in choice.scores if (lr < lo * 0.999 if choice.edge == "low" else lr > hi * 1.001)]
+    if len(beyond) >= EXTEND_LIMIT:
+        return None
+    return _round(choice.lr / ratio if choice.edge == "low" else choice.lr * ratio)
+
+
+def trial_job(common: dict, label: str, lr: float, seed: int, settings: dict, folder: Path) -> dict:
+    """One search trial's job: the comparison's settings at rate `lr` on search seed `seed`, train-and-validate."""
+    from runners.plan import job_for
+
+    cfg = RunConfig(method=label, seed=seed, **{**settings, "lr": lr, "search": True})
+    return job_for(common, cfg, folder, stages=list(stages.SEARCH))
+
+
+def unsearched_record(job: dict, choice: Choice) -> Record:
+    """The record of a reported run that cannot train: its spec's search found no rate at which every search seed
+    ended ok. Written, so that the table shows the row and why, and the command exits non-zero."""
+    from runners.environment import now
+
+    error = f"no learning rate had every search trial end ok: {'; '.join(choice.failures) or 'no trial ran'}"
+    return write_record(Path(job["record_path"]), {**base_record(job, Status.FAILED, error), "timestamp": now()})
+
+
+def _settled(job: dict) -> bool:
+    record = read_record(Path(job["record_path"]))
+    return record is not None and record.status in SETTLED
+
+
+def search(labels: Sequence[str], settings: dict, common: dict, folder: Path,
+           execute: Callable[[list[dict]], None], rerun: bool = False,
+           log: Callable[[str], None] = print) -> dict[str, Choice]:
+    """Search each spec's rate: the grid, then extensions past an edge best, round by round until every spec is
+    bracketed or at its limit. `execute(jobs)` runs trials; a trial whose record is settled is not run again
+    (unless `rerun`). Returns each spec's choice."""
+    cfg = RunConfig(method=labels[0], seed=0, **settings)
+    n, seeds = cfg.tune_lr, cfg.search_seeds
+    ranges = {label: lr_range(label, cfg) for label in labels}
+    rates = {label: grid(*ranges[label], n) for label in labels}
+    jobs: dict[str, list[dict]] = {label: [] for label in labels}  # each spec's trials so far
+    pending, choices = {label: rates[label] for label in labels}, {}
+    while pending:  # a round: the rates not tried yet, then the choice, then the extensions it asks for
+        new = [trial_job(common, label, lr, seed, settings, folder)
+               for label, lrs in pending.items() for lr in lrs for seed in seeds]
+        todo = [job for job in new if rerun or not _settled(job)]
+        if len(todo) < len(new):
+            log(f"search: {len(new) - len(todo)} of {len(new)} trials have a settled record, not run again "
+                f"(--rerun runs them again)")
+        execute(todo)
+        extend = {}
+        for label in pending:
+            jobs[label] += [job for job in new if job["config"]["method"] == label]
+            records = [r for job in jobs[label] if (r := read_record(Path(job["record_path"]))) is not None]
+            choices[label] = choice = choose(label, records, cfg.select_on)
+            nxt = extension(choice, *ranges[label], n)
+            if nxt is not None and nxt not in choice.scores:
+                log(f"{label}: the best rate, {choice.lr:g}, is at the {choice.edge} end of those tried: "
+                    f"trying {nxt:g}")
+                extend[label] = [nxt]
+        pending = extend
+    for label in labels:
+        c = choices[label]
+        if c.lr is None:
+            log(f"{label}: no learning rate had every search trial end ok ({'; '.join(c.failures)})")
+        else:
+            edge = f"; still {c.flag} of what was tried" if c.edge else ""
+            log(f"{label}: lr {c.lr:g} chosen (validation {cfg.select_on} {c.score:.4f} over {len(seeds)} search "
+                f"seed(s), {c.trials} trials{edge})")
+    return choices
+
+
+def search_note(cfg: RunConfig) -> str:
+    """How the rates of a tuned experiment were chosen, in one clause, for the table's notes."""
+    seeds = ", ".join(map(str, cfg.search_seeds))
+    where = (f"--lr-range {cfg.lr_range[0]:g},{cfg.lr_range[1]:g}" if cfg.lr_range
+             else "the range each method declares (`--list`: lr_range)")
+    return (f"each method's rate is the best of {cfg.tune_lr} log-spaced over {where}, extended up to "
+            f"{EXTEND_LIMIT} steps past an end where the best sat there; every trial trained on this budget with "
+            f"search seed(s) {seeds} (not the reported seeds) and was scored on validation {cfg.select_on} at its "
+            f"end; no trial evaluated the test split")
+
+
+def search_frame(experiment_id: str, trials: Sequence[Record]) -> pd.DataFrame:
+    """Every search trial of an experiment, a row each, for `search.csv`: its rate, seed, status and score."""
+    import pandas as pd
+
+    rows = []
+    for r in sorted(trials, key=lambda r: (row_label(r), r.config.lr, r.seed)):
+        last = r.curve[-1] if r.ok and r.curve else None
+        rows.append({"experiment": experiment_id, "method": row_label(r), "lr": r.config.lr, "seed": r.seed,
+                     "status": r.status.value, "error": r.error,
+                     "val accuracy": last.val_accuracy if last else None,
+                     "val macro-F1": last.val_macro_f1 if last else None,
+                     "train seconds": r.measurements.train_seconds if r.measurements else None,
+                     "flops": r.measurements.flops if r.measurements else None,
+                     "budget": r.config.budget, "run_id": r.run_id})
+    return pd.DataFrame(rows)
