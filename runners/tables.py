@@ -259,6 +259,23 @@ def render(records: list[Record], target: float | None, trials: list[Record] = (
     return text, df
 
 
+def at_chosen_rates(records: list[Record], trials: list[Record]) -> list[Record]:
+    """A tuned experiment's reported runs at the rate its search chooses now: a run made at a rate an earlier,
+    unfinished search chose (a trial that failed ran again on resume and won) is superseded, not averaged in."""
+    chosen: dict[str, float | None] = {}
+    kept = []
+    for r in records:
+        if r.config.tune_lr is None or r.method.kind != "method":
+            kept.append(r)
+            continue
+        label = row_label(r)
+        if label not in chosen:
+            chosen[label] = choose(label, trials, r.config.select_on).lr
+        if r.config.lr == chosen[label]:
+            kept.append(r)
+    return kept
+
+
 def write_tables(results: Path, dataset: str, target: float | None = None) -> dict[str, str]:
     """Regenerate `comparison.md`, `comparison.csv` and the plots for a dataset; return each experiment's markdown."""
     groups = experiments(load_records(results, dataset))
@@ -275,6 +292,7 @@ def write_tables(results: Path, dataset: str, target: float | None = None) -> di
             sections.append(f"## Experiment {eid}\n\n{len(trials)} learning-rate search trial(s), no reported run "
                             f"yet: the same command resumes.\n")
             continue
+        g = at_chosen_rates(g, trials)
         rendered[eid], df = render(g, target, trials)
         cfg = g[-1].config
         df.insert(0, "experiment", eid)

@@ -5,8 +5,9 @@ For each method spec, N rates log-spaced over the range the method declares (`lr
 comparison's whole budget (the schedule follows the share of budget spent, and no trial is stopped early), on the
 search seeds (never the reported ones), and is scored on the validation split alone: its job's stages are
 `stages.SEARCH`, and the worker does not load the test split. When the best rate is at an end of the grid, the grid
-is extended one step past it, up to `EXTEND_LIMIT` steps a side, so that the optimum is bracketed; a best still at
-an end is flagged. The chosen rate then runs the reported seeds, which give the test numbers.
+is extended one step past it (the grid's spacing, at most `MAX_STEP`), up to `EXTEND_LIMIT` steps a side, so that
+the optimum is bracketed; a best still at an end is flagged. The chosen rate then runs the reported seeds, which give
+the test numbers.
 
 `choose` is the one selection rule: the command uses it to pick the rate, and the tables to show it, from the same
 records.
@@ -26,6 +27,7 @@ from runners.record import Record, Status
 from runners.records import base_record, read_record, row_label, write_record
 
 EXTEND_LIMIT = 2  # steps past each end of the declared range, at most
+MAX_STEP = 10.0  # an extension's step: the grid's spacing, but never more than a decade (N=2 spans the range)
 # A trial that ended so would end so again at that rate and seed: resume does not run it again, and the selection
 # counts it as a rate that does not work (divergence brackets the optimum from above as well as a low score does).
 SETTLED = (Status.OK, Status.DIVERGED, Status.OOM, Status.DOES_NOT_FIT)
@@ -89,10 +91,12 @@ def score(record: Record, select_on: str) -> float | None:
     return getattr(record.curve[-1], METRIC_KEYS[select_on])
 
 
-def choose(label: str, trials: Sequence[Record], select_on: str) -> Choice:
+def choose(label: str, trials: Sequence[Record], select_on: str,
+           key: Callable[[Record], str] = row_label) -> Choice:
     """The rate with the best mean validation metric over the search seeds; a rate where some seed did not end ok
-    is out. Ties go to the lower rate. Records other than `label`'s search trials are ignored."""
-    mine = [r for r in trials if r.config.search and row_label(r) == label]
+    is out. Ties go to the lower rate. Records other than the search trials whose `key` (the table's row label, or
+    the spec for the command's own search) is `label` are ignored."""
+    mine = [r for r in trials if r.config.search and key(r) == label]
     by_lr: dict[float, list[Record]] = {}
     for r in mine:
         by_lr.setdefault(float(r.config.lr), []).append(r)
@@ -117,7 +121,8 @@ def extension(choice: Choice, lo: float, hi: float, n: int) -> float | None:
     """The next rate to try past the end where the best sits, or None when it is bracketed or the limit is hit."""
     if choice.edge is None or choice.lr is None:
         return None
-    ratio = step(lo, hi, n)
+    ratio = min(step(lo, hi, n), MAX_STEP)
+    lo, hi = _round(lo), _round(hi)  # the grid's own ends, as rounded: not an extension
     beyond = [lr for lr in choice.scores if (lr < lo * 0.999 if choice.edge == "low" else lr > hi * 1.001)]
     if len(beyond) >= EXTEND_LIMIT:
         return None
@@ -139,6 +144,10 @@ def unsearched_record(job: dict, choice: Choice) -> Record:
 
     error = f"no learning rate had every search trial end ok: {'; '.join(choice.failures) or 'no trial ran'}"
     return write_record(Path(job["record_path"]), {**base_record(job, Status.FAILED, error), "timestamp": now()})
+
+
+def _spec(record: Record) -> str:
+    return record.config.method
 
 
 def _settled(job: dict) -> bool:
@@ -170,7 +179,7 @@ def search(labels: Sequence[str], settings: dict, common: dict, folder: Path,
         for label in pending:
             jobs[label] += [job for job in new if job["config"]["method"] == label]
             records = [r for job in jobs[label] if (r := read_record(Path(job["record_path"]))) is not None]
-            choices[label] = choice = choose(label, records, cfg.select_on)
+            choices[label] = choice = choose(label, records, cfg.select_on, key=_spec)
             nxt = extension(choice, *ranges[label], n)
             if nxt is not None and nxt not in choice.scores:
                 log(f"{label}: the best rate, {choice.lr:g}, is at the {choice.edge} end of those tried: "
