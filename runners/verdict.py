@@ -59,8 +59,13 @@ def sentences(records: list[Record], group: TopGroup) -> list[str]:
         out = [f"The top group at this budget is {_join(members)} (test accuracy "
                f"{_span(mean, members, 'acc', '{:.3f}')}): none of them is significantly worse than the best, "
                f"{best}, by the test below."]
-    if ok[-1].config.tune_lr is not None:  # say on what footing the methods met
+    cfg = ok[-1].config
+    if cfg.tune_lr is not None:  # say on what footing the methods met
         out.insert(0, "Each method trained at its own tuned learning rate (the tuned lr column).")
+    elif len(methods) > 1:
+        rates = "the methods' defaults" if cfg.lr is None else f"one rate for all ({cfg.lr:g}, --lr)"
+        out.append(f"The learning rates were {rates}, not tuned: rerun with --tune-lr 4 before acting on this "
+                   f"ranking.")
     cheap_mem = min(members, key=lambda m: mean[m]["mem"])
     cheap_time = min(members, key=lambda m: mean[m]["time"])
     if len(members) > 1:
