@@ -19,7 +19,7 @@ from runners.cli import add_plugin_option, add_run_options, run_settings, value_
 from runners.config import RunConfig
 from runners.data import load_splits, save_texts
 from runners.errors import UserError
-from runners.executor import ExitCode, Stopped, SubprocessExecutor, stop_on_signals
+from runners.executor import ExitCode, Stopped, SubprocessExecutor, make_executor, stop_on_signals
 from runners.models import load_tokenizer, resolve_model
 from runners.plan import Entry, common_job, make_plan
 from runners.records import DEFAULT_RESULTS, runs_dir
@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-accuracy", type=float,
                    help="validation accuracy for the budget-to-reach column (default: 95%% of the best final)")
     p.add_argument("--rerun", action="store_true", help="run again even where an ok record exists")
+    p.add_argument("--workers", help="runs at once: local processes (default one per visible GPU on CUDA, 1 on the "
+                                     "CPU; on the CPU each gets its share of the cores), or Ray tasks at a time")
+    p.add_argument("--executor", default="local", help="local (processes on this machine) or ray (pip install -e "
+                                                        "'.[ray]'; a local instance unless --ray-address)")
+    p.add_argument("--ray-address", help="with --executor ray: join a running cluster (auto or HOST:PORT)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show stack traces for errors")
     return p
@@ -98,6 +103,9 @@ def compare(args: argparse.Namespace, command: str) -> int:
     # Every setting is checked before the minutes of loading (a bad --eval-limit, --val-fraction, budget...).
     RunConfig(method=entries[0].label, seed=seeds[0], budget=budgets[0], **settings)
     _check_tuning(settings, entries, seeds)
+    # the executor is chosen (and a bad --workers or --executor refused) before the minutes of loading
+    executor = make_executor(args.executor, _parse_workers(args.workers), args.ray_address, quiet=args.quiet,
+                             device=device.type, name=_name, serial=Executor)
     results = Path(args.results)
     folder = runs_dir(results, source.name)
     _check_writable(folder)  # before the minutes of loading, not after
@@ -105,15 +113,17 @@ def compare(args: argparse.Namespace, command: str) -> int:
     common, settings["max_length"] = _prepare(args, source, command, texts)
     if args.memory_cap and device.type != "cuda":
         print("note: --memory-cap is not enforced on the CPU; runs use the memory they need", file=sys.stderr)
-    not_ok, stopped, experiment_ids = [], None, []
+    not_ok, stopped, experiment_ids, runs = [], None, [], []
     try:
-        for budget in budgets:  # the whole comparison, tuning included, at each budget
-            if len(budgets) > 1:
-                print(f"\n== budget {budget} ==")
-            ids, failed = _compare_at(args, entries, seeds, {**settings, "budget": budget}, common, folder, device)
-            experiment_ids += ids
-            not_ok += failed
-    except Stopped as e:  # the run is recorded `cancelled`; the finished ones still make their tables
+        with executor:
+            for budget in budgets:  # the whole comparison, tuning included, at each budget
+                if len(budgets) > 1:
+                    print(f"\n== budget {budget} ==")
+                ids, failed = _compare_at(args, entries, seeds, {**settings, "budget": budget}, common, folder,
+                                          device, executor, runs)
+                experiment_ids += ids
+                not_ok += failed
+    except Stopped as e:  # the runs are recorded `cancelled`; the finished ones still make their tables
         stopped = e
     rendered = write_tables(results, source.name, args.target_accuracy)
     for eid in dict.fromkeys(experiment_ids):
@@ -127,33 +137,42 @@ def compare(args: argparse.Namespace, command: str) -> int:
         print(f"interrupted ({stopped.cause}): finished runs are kept; the same command resumes", file=sys.stderr)
         return stopped.exit_code
     if not_ok:
-        print(f"error: {len(not_ok)} runs did not end ok: {', '.join(not_ok)}", file=sys.stderr)
+        print(f"error: {len(not_ok)} of {len(runs)} runs did not end ok: {', '.join(not_ok)}", file=sys.stderr)
         return ExitCode.RUN_NOT_OK
     return ExitCode.OK
 
 
 def _compare_at(args: argparse.Namespace, entries: list[Entry], seeds: list[int], settings: dict, common: dict,
-                folder: Path, device) -> tuple[list[str], list[str]]:
-    """One budget's comparison: the learning-rate search where asked, then every entry × seed. Returns the
-    experiment's id and the runs that did not end ok (a search trial that diverged is an outcome, not a fault)."""
+                folder: Path, device, executor, runs: list[dict]) -> tuple[list[str], list[str]]:
+    """One budget's comparison: the learning-rate search where asked, then every entry × seed; `runs` gains the jobs
+    run. Returns the experiment's id and the runs that did not end ok (a search trial that diverged is an outcome,
+    not a fault)."""
     not_ok: list[str] = []
     tuned = [e for e in entries if e.stages == stages.DEFAULT] if settings["tune_lr"] else []
-    rows, choices = list(entries), {}
-    trained = [e for e in entries if e.stages == stages.DEFAULT]  # baselines: seconds, no budget
-    if trained:
-        n_search = len(tuned) * (settings["tune_lr"] or 0) * len(settings["search_seeds"])
-        print(estimate.describe(len(trained) * len(seeds) + n_search, Budget.parse(settings["budget"]),
-                                common["model"]["path"], Path(common["tokens"]), common["num_labels"],
-                                common["pad_id"], args.batch_size, device)
-              + (f"; {n_search} of these runs are the learning-rate search (more if its grid is extended)"
-                 if n_search else ""))
+    rows, choices, said = list(entries), {}, False
+
+    def say_estimate(runs: int, searched: int = 0) -> None:  # before the first training run, and only if one is
+        nonlocal said
+        if runs and not said:
+            said = True
+            print(estimate.describe(runs, Budget.parse(settings["budget"]), common["model"]["path"],
+                                    Path(common["tokens"]), common["num_labels"], common["pad_id"], args.batch_size,
+                                    device)
+                  + (f"; {searched} of these runs are the learning-rate search (more if its grid is extended)"
+                     if searched else ""))
+
     if tuned:
+        searched = tune.unsettled_trials([e.label for e in tuned], settings, common, folder, rerun=args.rerun)
+        say_estimate(searched + len(tuned) * len(seeds) if searched else 0, searched)
+
         def run_trials(jobs: list[dict]) -> None:
-            not_ok.extend(_execute(jobs, expected=tune.SETTLED))
+            not_ok.extend(_execute(executor, jobs, expected=tune.SETTLED))
+            runs.extend(jobs)
 
         choices = tune.search([e.label for e in tuned], settings, common, folder, run_trials, rerun=args.rerun)
         rows = [replace(e, settings={"lr": choices[e.label].lr}) if e.label in choices else e for e in entries]
     plan = make_plan(rows, seeds, settings, common, folder, rerun=args.rerun)
+    say_estimate(sum(tuple(job["stages"]) == stages.DEFAULT for job in plan.jobs))  # baselines: seconds, no budget
     for job in plan.skipped:
         print(f"{_name(job)}: ok record exists ({Path(job['record_path']).name}), skipped; --rerun to run again")
     unsearched = [job for job in plan.jobs if job["config"]["method"] in choices
@@ -162,7 +181,9 @@ def _compare_at(args: argparse.Namespace, entries: list[Entry], seeds: list[int]
         record = tune.unsearched_record(job, choices[job["config"]["method"]])
         not_ok.append(f"{_name(job)} ({record.status.value})")
         print(f"{_name(job)}: {record.status.value}: {record.error}", file=sys.stderr)
-    not_ok += _execute([job for job in plan.jobs if job not in unsearched])
+    ran = [job for job in plan.jobs if job not in unsearched]
+    not_ok += _execute(executor, ran)
+    runs.extend(ran)
     return [plan.experiment_id], not_ok
 
 
@@ -206,9 +227,12 @@ def _prepare(args: argparse.Namespace, source, command: str, texts: bool) -> tup
     return common_job(model, splits, tokenizer.pad_token_id, tokens, command, args.quiet, **extra), max_length
 
 
-def _execute(jobs: list[dict], expected: tuple = ()) -> list[str]:
+def _execute(executor, jobs: list[dict], expected: tuple = ()) -> list[str]:
     """Run the jobs through the executor, saying at once when one does not end ok; return those (less the ones
-    whose status is `expected`, such as a search trial that diverged: said, but not a fault of the command)."""
+    whose status is `expected`, such as a search trial that diverged: said, but not a fault of the command). A pool
+    announces its runs itself (one overall bar, a line as each starts and ends); one at a time, they are said here."""
+    if not jobs:
+        return []
     not_ok, current = [], {}
 
     def announced():
@@ -218,15 +242,14 @@ def _execute(jobs: list[dict], expected: tuple = ()) -> list[str]:
             yield job
 
     try:
-        with Executor() as executor:
-            for record in executor.map(announced()):
-                if not record.ok:  # said at once, not only in the table at the end
-                    name = _name({"config": record.config.to_dict()})
-                    if record.status not in expected:
-                        not_ok.append(f"{name} ({record.status.value})")
-                    print(f"{name}: {record.status.value}: {record.error}", file=sys.stderr)
+        for record in executor.map(jobs if executor.announces else announced()):
+            if not record.ok:  # said at once, not only in the table at the end
+                name = _name({"config": record.config.to_dict()})
+                if record.status not in expected:
+                    not_ok.append(f"{name} ({record.status.value})")
+                print(f"{name}: {record.status.value}: {record.error}", file=sys.stderr)
     except Stopped as e:
-        if "job" in current:
+        if "job" in current and not executor.announces:
             print(f"{_name(current['job'])}: cancelled: interrupted ({e.cause})", file=sys.stderr)
         raise
     return not_ok
@@ -254,6 +277,15 @@ def _warn_if_truncating(tokens: Path, max_length: int) -> None:
     if cut > 0.5:
         print(f"warning: --max-length {max_length} cuts {cut:.0%} of the training texts to {max_length} tokens",
               file=sys.stderr)
+
+
+def _parse_workers(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"--workers must be an integer >= 1, got {text!r}") from None
 
 
 def _budgets(text: str) -> list[str]:
@@ -323,7 +355,7 @@ def _dash_values(argv: list[str]) -> list[str]:
     return out
 
 
-_VALUE_FLAGS = {"--seeds", "--target-accuracy", *value_flags()}
+_VALUE_FLAGS = {"--seeds", "--target-accuracy", "--workers", *value_flags()}
 
 
 def main(argv: list[str] | None = None) -> int:

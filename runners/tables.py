@@ -16,6 +16,7 @@ from tabulate import tabulate
 
 from runners.budget import Budget
 from runners.budgets import across_budgets
+from runners.executor import mixed_resources
 from runners.headers import header
 from runners.plots import UNIT_KEYS, write_plots
 from runners.record import Record
@@ -249,6 +250,9 @@ def render(records: list[Record], target: float | None, trials: list[Record] = (
                      f"{unit} (last checkpoint below, first at or above) in which validation accuracy first "
                      f"reached {target:.3f} (95% of the best final one unless `--target-accuracy` is given), over "
                      f"the seeds that reached it")
+    resources = mixed_resources(records)
+    if resources:
+        notes.append(f"- **{resources}**")
     if cfg.tune_lr is not None:
         notes.append(f"- **Tuned lr:** {search_note(cfg)}; ⚠ marks a rate at the low or high end of those tried "
                      f"(the best may lie beyond). *Search cost*: trials × this budget, with the seconds (training, "

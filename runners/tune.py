@@ -146,6 +146,14 @@ def unsearched_record(job: dict, choice: Choice) -> Record:
     return write_record(Path(job["record_path"]), {**base_record(job, Status.FAILED, error), "timestamp": now()})
 
 
+def unsettled_trials(labels: Sequence[str], settings: dict, common: dict, folder: Path, rerun: bool = False) -> int:
+    """How many trials of the first grid are still to run (for the estimate before any of them trains)."""
+    cfg = RunConfig(method=labels[0], seed=0, **settings)
+    jobs = [trial_job(common, label, lr, seed, settings, folder) for label in labels
+            for lr in grid(*lr_range(label, cfg), cfg.tune_lr) for seed in cfg.search_seeds]
+    return sum(rerun or not _settled(job) for job in jobs)
+
+
 def _spec(record: Record) -> str:
     return record.config.method
 
