@@ -62,9 +62,10 @@ def sentences(records: list[Record], group: TopGroup) -> list[str]:
     cfg = ok[-1].config
     if cfg.tune_lr is not None:  # say on what footing the methods met
         out.insert(0, "Each method trained at its own tuned learning rate (the tuned lr column).")
-    elif len(methods) > 1:
+    untuned = None
+    if cfg.tune_lr is None and len(methods) > 1:  # said last: after what the numbers say, how far to trust them
         rates = "the methods' defaults" if cfg.lr is None else f"one rate for all ({cfg.lr:g}, --lr)"
-        out.append(f"The learning rates were {rates}, not tuned: rerun with --tune-lr 4 before acting on this "
+        untuned = (f"The learning rates were {rates}, not tuned: rerun with --tune-lr 4 before acting on this "
                    f"ranking.")
     cheap_mem = min(members, key=lambda m: mean[m]["mem"])
     cheap_time = min(members, key=lambda m: mean[m]["time"])
@@ -83,7 +84,7 @@ def sentences(records: list[Record], group: TopGroup) -> list[str]:
     baselines = [label for label in mean if mean[label]["kind"] == "baseline"]
     if baselines:
         out.append(against_baseline(records, methods, max(baselines, key=lambda b: mean[b]["acc"]), mean))
-    return out
+    return out + ([untuned] if untuned else [])
 
 
 def against_baseline(records: list[Record], methods: list[str], ref: str, mean: dict) -> str:
