@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from methods import Method, ModelContext, load_plugin, parse_spec
-from runners import baseline_stage, flops, memory, stages  # noqa: F401 (baseline_stage registers a stage)
+from runners import baseline_stage, flops, memory, serving, stages  # noqa: F401 (baseline_stage, serving: stages)
 from runners import environment as env
 from runners.batches import Collator, load_tokenized
 from runners.config import RunConfig
@@ -32,7 +32,7 @@ from runners.train import Diverged, autocast_for, evaluate, train
 
 
 def run(job: dict) -> dict:
-    """Run the stages the job lists (by default `stages.DEFAULT`: train, then evaluate) for one method spec and seed;
+    """Run the stages the job lists (by default `stages.DEFAULT`: train, evaluate, serve) for one method spec and seed;
     return the record's results part."""
     if threads := os.environ.get("PEFT_LAB_THREADS"):  # this run's share of the cores, from a pool (runners.pool)
         torch.set_num_threads(int(threads))
