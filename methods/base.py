@@ -49,11 +49,37 @@ class ModelContext:
     device: torch.device
     use_safetensors: bool = True  # False only for a local pickle checkpoint the user allowed (--allow-pickle)
     attention: str = "sdpa"  # transformers' attn_implementation; "eager" when the loop's sdpa speed-up is ablated
+    bf16: bool = True  # the loop's bf16 speed-up (False: --ablate bf16); the device decides whether it applies
+    fused_gelu: bool = True  # the loop's fused_gelu speed-up (False: --ablate fused_gelu)
 
     @property
     def compute_dtype(self) -> torch.dtype:
-        # bf16 tensor cores on CUDA; the CPU computes in fp32 (its bf16 matmuls are slow and less exact).
-        return torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        """What the loop computes in on this device: bf16 where it autocasts (CUDA, a CPU with native bf16), else
+        fp32 (runners.environment.precision); a quantized base's dequantized matmuls follow it."""
+        from runners.environment import precision
+
+        return precision(self.device, self.bf16).dtype
+
+    def load_kwargs(self) -> dict[str, Any]:
+        """`from_pretrained`'s arguments every method's model loads with: fp32 weights, a fresh head, the attention
+        and activation kernels the loop's speed-ups choose."""
+        return dict(num_labels=self.num_labels, pad_token_id=self.pad_token_id, dtype=torch.float32,
+                    use_safetensors=self.use_safetensors, attn_implementation=self.attention, **self.activation())
+
+    def activation(self) -> dict[str, str]:
+        """The config override for GPT-2's `gelu_new` (tanh-approximated GELU as a Python chain of mul, pow, tanh
+        and add, every intermediate kept for backward): PyTorch's fused kernel of the same formula,
+        `gelu_pytorch_tanh`, when the fused_gelu speed-up is on. Other activations are left as they are."""
+        from transformers import AutoConfig
+
+        if not self.fused_gelu:
+            return {}
+        current = getattr(AutoConfig.from_pretrained(self.path), "activation_function", None)
+        return {"activation_function": FUSED_ACTIVATIONS[current]} if current in FUSED_ACTIVATIONS else {}
+
+
+# An activation -> the fused kernel of the same formula (measured on the same loss to ~6 digits: tests/test_gelu.py).
+FUSED_ACTIVATIONS = {"gelu_new": "gelu_pytorch_tanh"}
 
 
 @dataclass(frozen=True)
@@ -74,7 +100,9 @@ class Method(ABC):
     reads `padding_side` and `wants_example_ids`. What it must know about the method's weights, to count them, to
     size memory and to count FLOPs, it asks through the accounting hooks below (`stored_values_per_element`,
     `weight_kind`, `optimizer_state_bytes`, `unseen_forward_flops`), whose defaults fit an fp32 model trained with
-    AdamW. Nothing else about a method is known to the runner.
+    AdamW. After the test, the serve stage asks the deployment hooks (`deployed`, `save`, `load_saved`,
+    `mergeable`, `merge`, `extra_tokens`), whose defaults fit a plain transformers model. Nothing else about a
+    method is known to the runner.
     """
 
     name: ClassVar[str] = ""  # set by @register; the CLI token and registry key
@@ -94,10 +122,7 @@ class Method(ABC):
         """Load the pretrained body with a fresh classification head, in fp32, on `ctx.device`."""
         from transformers import AutoModelForSequenceClassification
 
-        model = AutoModelForSequenceClassification.from_pretrained(
-            ctx.path, num_labels=ctx.num_labels, pad_token_id=ctx.pad_token_id,
-            dtype=torch.float32, use_safetensors=ctx.use_safetensors, attn_implementation=ctx.attention,
-        )
+        model = AutoModelForSequenceClassification.from_pretrained(ctx.path, **ctx.load_kwargs())
         return model.to(ctx.device)
 
     @abstractmethod
@@ -167,6 +192,42 @@ class Method(ABC):
     def describe(self) -> dict[str, Any]:
         """The resolved hyperparameters, as stored in every record."""
         return dataclasses.asdict(self.params)
+
+    # Deployment: what a user keeps and serves after training (runners.serving). The defaults fit a method that
+    # trains tensors of a plain transformers model: it has nothing to merge and saves with safetensors.
+    # Whether the trained modules fold into the base's weights (`merge`): True where they do (LoRA, IA³), False
+    # where they cannot (virtual tokens), None where the method adds nothing to fold (full, head, BitFit).
+    mergeable: ClassVar[bool | None] = None
+
+    def extra_tokens(self) -> int:
+        """Positions the method adds to every request beyond the text's own tokens (virtual tokens). Default: 0."""
+        return 0
+
+    def deployed(self, model: nn.Module) -> nn.Module:
+        """The trained model as it is saved and served, without training-only wrappers. Default: the model."""
+        return model
+
+    def merge(self, model: nn.Module) -> nn.Module:
+        """The deployed model with the method's modules folded into the base's weights; called only where
+        `mergeable` is True, and may change `model` in place. Default: the model as it is."""
+        return model
+
+    def save(self, model: nn.Module, folder) -> str:
+        """Save what training produced into `folder`, as a user would keep it; return its format (methods.artifacts:
+        "model" for a whole model, "tensors" for the trained tensors of a frozen base, "adapter" for peft's).
+        Default: the trained tensors alone where they are under half the model, else the whole model."""
+        from methods.artifacts import save_trained
+
+        return save_trained(self.deployed(model), folder)
+
+    def load_saved(self, folder, ctx: ModelContext) -> nn.Module:
+        """The model `save` wrote to `folder`, loaded back on `ctx.device` in eval mode, as `build` left it to
+        predict (positions over real tokens). Default: the formats of `save`'s default."""
+        from methods.artifacts import load_trained
+
+        model = load_trained(self, folder, ctx)
+        positions_follow_mask(model)
+        return model.eval()
 
 
 def default_optimizer(groups, lr: float, fused: bool = False) -> torch.optim.Optimizer:

@@ -41,6 +41,10 @@ class Head(Method):
         model = freeze_all_but(model, *self.trainable)
         return CachedFeatures(model) if self.params.cache_features else model
 
+    def deployed(self, model: nn.Module) -> nn.Module:
+        """The classifier itself: the feature cache serves training only."""
+        return model.model if isinstance(model, CachedFeatures) else model
+
 
 class CachedFeatures(nn.Module):
     """A GPT-2 sequence classifier whose frozen body's output is computed once per training example.

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from methods.base import HParams, Method, hp
+from methods.base import HParams, Method, hp, positions_follow_mask
 
 
 @dataclass
@@ -31,6 +31,7 @@ class PeftMethod(Method):
     """A method peft implements: a subclass says which peft config wraps the model, and `adapt` wraps it."""
 
     packages = ("peft",)
+    mergeable = True  # peft folds most adapters into the base (`merge_and_unload`); virtual tokens say otherwise
 
     @abstractmethod
     def peft_config(self):
@@ -43,3 +44,19 @@ class PeftMethod(Method):
         # Every method here classifies sequences: peft then also trains a copy of the new head (`modules_to_save`).
         config.task_type = "SEQ_CLS"
         return get_peft_model(model, config)
+
+    def merge(self, model: nn.Module) -> nn.Module:
+        return model.merge_and_unload()
+
+    def save(self, model: nn.Module, folder) -> str:
+        """peft's own adapter files (`adapter_config.json`, `adapter_model.safetensors`), head included."""
+        model.save_pretrained(str(folder))
+        return "adapter"
+
+    def load_saved(self, folder, ctx) -> nn.Module:
+        """The method's base (as `load_model` loads it: a 4-bit one for QLoRA) with the adapter, through peft."""
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(self.load_model(ctx), str(folder))
+        positions_follow_mask(model)
+        return model.eval()

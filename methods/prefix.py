@@ -40,6 +40,11 @@ class PrefixTuning(VirtualTokenMethod):
         accept_past_key_values(model.base_model)
         return model
 
+    def load_saved(self, folder, ctx) -> nn.Module:
+        model = super().load_saved(folder, ctx)
+        accept_past_key_values(model.base_model)
+        return model
+
 
 def accept_past_key_values(model: nn.Module) -> None:
     """Let `model.forward` take the prefix as `past_key_values` where transformers renamed that keyword `cache`.

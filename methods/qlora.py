@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from methods.base import ModelContext, hp
@@ -37,12 +36,11 @@ class Qlora(FourBitBase, Lora):  # LoRA with its own load_model; FourBitBase cou
 
         quant = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4",
+            # the dequantized matmuls in the loop's precision: bf16 where it autocasts (CUDA, a CPU with native bf16)
             bnb_4bit_use_double_quant=self.params.double_quant, bnb_4bit_compute_dtype=ctx.compute_dtype,
         )
         model = AutoModelForSequenceClassification.from_pretrained(
-            ctx.path, num_labels=ctx.num_labels, pad_token_id=ctx.pad_token_id, dtype=torch.float32,
-            use_safetensors=ctx.use_safetensors, quantization_config=quant, device_map={"": ctx.device},
-            attn_implementation=ctx.attention,
+            ctx.path, **ctx.load_kwargs(), quantization_config=quant, device_map={"": ctx.device},
         )
         no_cpu_packing(model)
         # Freezes the base and keeps norms and embeddings in fp32; the base class turns on checkpointing.
@@ -56,10 +54,11 @@ def no_cpu_packing(model: nn.Module) -> None:
     whenever it runs in eval mode on an input that needs no gradient, and leaves it packed. Our evaluation at each
     checkpoint does exactly that, and then: the next training step takes the inference path and fails (bitsandbytes
     0.50: `result += bias` on a leaf that requires grad); packing fails outright on layers narrower than a
-    quantization block (64); the packed kernel computes in bf16, so validation would score another model than the
-    fp32 one trained (and than other CPUs score); and unpacking re-quantizes the constants from bf16, moving the
-    frozen base at every checkpoint. Switched off, evaluation runs the same dequantize-and-matmul as training (the
-    packed kernel measured ~5-20% faster per layer here: not worth any of that). Harmless on CUDA, which never packs.
+    quantization block (64); the packed kernel computes in bf16 whatever the run's precision, so validation of an
+    fp32 run would score another model than the one trained (and than other CPUs score); and unpacking re-quantizes
+    the constants from bf16, moving the frozen base at every checkpoint. Switched off, evaluation runs the same
+    dequantize-and-matmul as training (the packed kernel measured ~5-20% faster per layer here: not worth any of
+    that). Harmless on CUDA, which never packs.
     """
     from bitsandbytes.nn import Linear4bit
 

@@ -32,3 +32,7 @@ class VirtualTokenMethod(PeftMethod):
     Params = VirtualTokenParams
     padding_side = "left"
     trainable = ("prompt_encoder", "modules_to_save")  # the virtual tokens (and their encoder), and the head
+    mergeable = False  # the virtual tokens are extra positions in every request: no weight to fold them into
+
+    def extra_tokens(self) -> int:
+        return self.params.virtual_tokens

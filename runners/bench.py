@@ -1,6 +1,7 @@
 """`python -m runners.bench`: our training loop against `transformers.Trainer` peers on the same device, data and
-number of samples; prints and writes samples/s, real tokens/s, MFU, peak memory and the ratios ours/peer.
-With `--ablate`, instead: what each speed-up of our loop buys, turned off one at a time, and torch.compile.
+number of samples; prints and writes samples/s, real tokens/s, MFU and HFU against the device's own measured peak,
+peak memory and the ratios ours/peer. With `--ablate`, instead: what each speed-up of our loop buys, turned off one
+at a time, and torch.compile. With `--profile`: where a step's time goes, per method (torch.profiler).
 
 Each of our measurements is a run of `runners.worker` through the executor `runners.compare` uses (its own process,
 so its peak memory is its own), read from the run's record, kept in `<results>/runs/`; each peer runs in its own
@@ -15,9 +16,11 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 from tabulate import tabulate
 
 from runners import environment as env
@@ -25,11 +28,17 @@ from runners import plan
 from runners.errors import UserError
 from runners.executor import ExitCode, Stopped, SubprocessExecutor, stop_on_signals
 from runners.records import write_text_atomic
-from runners.speedups import CUDA_ONLY, SPEEDUPS
+from runners.speedups import SPEEDUPS, measurable
 
 # Where the runs execute, as in `runners.compare`: each in its own process. The one seam to swap (tests run in-process).
 Executor = SubprocessExecutor
-PEAK_TFLOPS = {"cuda": 989.0}  # H100 SXM dense bf16; pass --peak-tflops for another device (none for the CPU)
+# The device's own limit: the best of `PEAK_TRIES` timed square matmuls at each size (FLOPs 2·n³), per dtype.
+PEAK_SIZES = {"cpu": (1024, 2048, 4096), "cuda": (4096, 8192, 16384)}
+PEAK_TRIES = 5
+# Datasheet peaks (dense, TFLOP/s), beside the measured ones on CUDA: H100 SXM; --peak-tflops for another GPU's bf16.
+DATASHEET_TFLOPS = {"bfloat16": 989.0, "float32": 67.0}
+SHORT = {"bfloat16": "bf16", "float32": "fp32"}
+SHORT_NAME = {torch.float32: "float32", torch.bfloat16: "bfloat16"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,8 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ablate", action="store_true",
                    help="instead of the peers: each method with every speed-up on, with each turned off in turn, "
                         "with all off, and with torch.compile (its compile time apart)")
+    p.add_argument("--with-fp32", action="store_true",
+                   help="where the device autocasts to bf16: also each method and the tuned Trainer in fp32 (our "
+                        "runs with `--ablate bf16`), each in its own row")
+    p.add_argument("--profile", action="store_true",
+                   help="instead of the peers: profile a few steps of each method in this process (torch.profiler) "
+                        "and write where the time goes, top operators and their shares")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--peak-tflops", type=float, help="the device's peak for MFU (default: 989 on CUDA, none on CPU)")
+    p.add_argument("--peak-tflops", type=float, help="CUDA: the GPU's datasheet bf16 peak, beside the measured one "
+                                                     "(default: H100 SXM's 989)")
     p.add_argument("--results", default="results/bench", help="folder for the tables, and the runs' records in runs/")
     p.add_argument("--peer", help=argparse.SUPPRESS)  # the peer's own process: JOB.json in, its numbers out
     return p
@@ -69,12 +85,71 @@ def gpt2_shape(tokenizer: str, cache: Path) -> Path:
     return folder
 
 
-def matmul_flops_per_token(config, mean_length: float) -> float:
-    """Training FLOPs per real token when every weight trains: 6·N_matmul + 12·n_layer·n_embd·T (attention scores and
-    mixing), N_matmul the body's matmul weights plus the head, T the mean real sequence length."""
+# The one MFU convention: model FLOPs of the standard formula (Kaplan et al. 2020; PaLM's MFU), per real token.
+MFU_FORMULA = ("model FLOPs per real token by the standard formula: 6·N + 12·n_layer·d·T̄ when every weight trains; "
+               "4·N + 12·n_layer·d·T̄ when the backward runs through the frozen body to train adapters (no weight "
+               "gradients for frozen weights; the adapters' own FLOPs, under 2%, left out); 2·N + 4·n_layer·d·T̄ when "
+               "it does not (head); N = 12·n_layer·d² the body's matmul weights, T̄ the mean real length")
+HFU_FORMULA = ("the FLOPs computed, as torch's counter measures them (padding, recomputation of checkpointed "
+               "activations, flash attention's backward recompute: 14·n_layer·d·T̄ for 12) per second; for the Trainer "
+               "peers, our full fine-tune's counted FLOPs per padded shape applied to their batches")
+PASSES = {"all": (6, 12), "adapters": (4, 12), "forward": (2, 4)}  # (× N, × n_layer·d·T̄) by what backward computes
+
+
+def model_flops_per_token(config, mean_length: float, backward: str = "all") -> float:
+    """Model FLOPs per real token (MFU_FORMULA). `backward`: "all" (every weight trains), "adapters" (through the
+    frozen body, to small adapters) or "forward" (no backward through the body)."""
     d, layers = config.n_embd, config.n_layer
-    n_matmul = layers * 12 * d * d  # c_attn 3d², attn c_proj d², c_fc 4d², mlp c_proj 4d²
-    return 6 * n_matmul + 12 * layers * d * mean_length
+    n, attention = PASSES[backward]
+    return n * matmul_weights(config) + attention * layers * d * mean_length
+
+
+def matmul_weights(config) -> int:
+    return config.n_layer * 12 * config.n_embd ** 2  # c_attn 3d², attn c_proj d², c_fc 4d², mlp c_proj 4d²
+
+
+def backward_kind(r: dict, config) -> str:
+    """What a row's backward computes, from what it trains and its counted FLOPs per padded token (a backward
+    through the body counts at least 4·N; a forward alone 2·N)."""
+    if r["trainable_params"] == r["total_params"]:
+        return "all"
+    return "adapters" if r["flop_model"]["linear"] > 3 * matmul_weights(config) else "forward"
+
+
+def measure_peaks(device: torch.device, sizes: tuple[int, ...] | None = None, tries: int = PEAK_TRIES) -> dict:
+    """The device's own limit: per dtype, the best dense matmul rate (FLOP/s) over square sizes, best of `tries` each
+    after a warm-up; {"float32": {"peak": r, "by_size": {n: r}}, "bfloat16": ...}."""
+    sizes = sizes or PEAK_SIZES.get(device.type, PEAK_SIZES["cpu"])
+    peaks = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        by_size = {}
+        for n in sizes:
+            a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+            out = torch.mm(a, b)  # warm-up: allocation and the kernel's choice
+            best = float("inf")
+            for _ in range(tries):
+                _sync(device)
+                start = time.perf_counter()
+                torch.mm(a, b, out=out)
+                _sync(device)
+                best = min(best, time.perf_counter() - start)
+            by_size[n] = 2 * n ** 3 / best
+        peaks[SHORT_NAME[dtype]] = {"peak": max(by_size.values()), "by_size": by_size}
+    return peaks
+
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peaks_line(peaks: dict) -> str:
+    sizes = next(iter(peaks.values()))["by_size"]
+    return (f"the device's limit, measured at the start of this run (best dense matmul, square sizes "
+            f"{', '.join(map(str, sizes))}, best of {PEAK_TRIES} each): " +
+            ", ".join(f"{SHORT[k]} {v['peak'] / 1e9:,.0f} GFLOP/s" for k, v in peaks.items()) +
+            f" (bf16/fp32 {peaks['bfloat16']['peak'] / peaks['float32']['peak']:.2f}×)")
 
 
 def bench(args: argparse.Namespace, command: str) -> int:
@@ -109,7 +184,19 @@ def bench(args: argparse.Namespace, command: str) -> int:
                              tokenizer, max_length, {"tokenizer": model_dir, "data": splits.identity["content_sha256"]},
                              cache)
     device = env.resolve_device(args.device)
-    peak = args.peak_tflops or PEAK_TFLOPS.get(device.type)
+    info = env.device_info(device)
+    header = (f"Model: {model_name} (`{model_dir}`); data: {args.dataset} from "
+              f"`{splits.identity['source']}`, max_length {max_length}; {args.samples} training samples per "
+              f"measurement; device: {device.type} ({info['name']}, {info.get('threads', 1)} threads); our loop's "
+              f"precision here: {SHORT[info['compute_dtype']]} ({info['bf16_reason']})")
+    out = Path(args.results)
+    if args.profile:
+        from runners.profiling import profile_methods
+
+        table = profile_methods(specs, model_dir, tokens=tokens, num_labels=splits.num_labels,
+                                pad_id=tokenizer.pad_token_id, batch_size=args.batch_size, max_length=max_length,
+                                device=device)
+        return _write(out, "profile-" + device.type, header, command, table, None)
     # Our runs are the worker's, as `runners.compare` would run them with these settings.
     common = plan.common_job(model, splits, tokenizer.pad_token_id, tokens, command, quiet=True)
     settings = dict(seed=0, dataset=source.name, data_dir=args.data_dir, model=args.model or model_dir,
@@ -118,45 +205,61 @@ def bench(args: argparse.Namespace, command: str) -> int:
     peer_job = {"tokens": str(tokens), "model_dir": model_dir, "num_labels": splits.num_labels,
                 "pad_id": tokenizer.pad_token_id, "samples": args.samples, "max_length": max_length,
                 "device": args.device}
-    header = (f"Model: {model_name} (`{model_dir}`); data: {args.dataset} from "
-              f"`{splits.identity['source']}`, max_length {max_length}; {args.samples} training samples per "
-              f"measurement; device: {device.type} ({env.device_info(device)['name']})")
     with Executor() as executor:
         def ours(spec: str, what: str, **loop) -> dict:
-            job = plan.job_for(common, RunConfig(method=spec, **settings, **loop), Path(args.results) / "runs")
-            return _logged(what, args.samples, lambda: measure_ours(executor, job))
+            cfg = RunConfig(method=spec, **settings, **loop)
+            job = {**plan.job_for(common, cfg, out / "runs"), "stages": ["train", "evaluate"]}  # no serve stage: its
+            # seconds would lengthen the bench and measure nothing it reports
+            return _logged(what, args.samples, lambda: measure_ours(executor, job, device))
 
-        def peer(name: str) -> dict:
-            return _logged(f"{name} (all weights)", args.samples, lambda: measure_peer({**peer_job, "peer": name}))
+        def peer(name: str, bf16: bool = True) -> dict:
+            return _logged(f"{name} (all weights{'' if bf16 else ', fp32'})", args.samples,
+                           lambda: measure_peer({**peer_job, "peer": name, "bf16": bf16}))
 
         if args.ablate:
             df = ablation(specs, ours, device)
+            skipped = [n for n in SPEEDUPS if n not in measurable(device)]
             header += ("; each speed-up of our loop turned off in turn (`--ablate NAME` in `runners.compare`)" +
-                       (f"; {' and '.join(CUDA_ONLY)} are CUDA-only, so not measured here" if device.type != "cuda"
-                        else "") + "; break-even: the samples after which torch.compile's compile time is paid back")
+                       (f"; {' and '.join(skipped)} change{'s' * (len(skipped) == 1)} nothing on this device, so "
+                        f"not measured here" if skipped else "") +
+                       "; break-even: the samples after which torch.compile's compile time is paid back")
             stem = f"{args.dataset}-{device.type}-ablation"
         else:
-            df = against_peers(specs, peers, ours, peer, config, peak)
-            header += "; MFU: " + (
-                f"training FLOPs per real token 6·N_matmul + 12·n_layer·n_embd·T̄, against {peak:g} TFLOP/s, for "
-                f"runs that train every weight" if peak else "omitted (no peak FLOP/s known for this device)")
+            print(f"measuring the device's peak (dense matmuls, {PEAK_TRIES} tries per size) ...", flush=True)
+            peaks = measure_peaks(device)
+            print(f"  {peaks_line(peaks)}", flush=True)
+            fp32_too = args.with_fp32 and env.precision(device).autocast
+            datasheet = ({**DATASHEET_TFLOPS, **({"bfloat16": args.peak_tflops} if args.peak_tflops else {})}
+                         if device.type == "cuda" else None)
+            df = against_peers(specs, peers, ours, peer, config, peaks, fp32_too, datasheet)
+            header += (f"; {peaks_line(peaks)}. MFU: {MFU_FORMULA}; × real tokens/s ÷ the measured peak of the "
+                       f"precision the row ran in" + (", and ÷ the datasheet peak (MFU % datasheet: " +
+                       ", ".join(f"{SHORT[k]} {v:g} TFLOP/s" for k, v in datasheet.items()) + ")" if datasheet
+                                                      else "") + f". HFU: {HFU_FORMULA}, ÷ the same measured peak")
             stem = f"{args.dataset}-{device.type}"
-    table = _markdown(df)
-    out = Path(args.results)
+    return _write(out, stem, header, command, _markdown(df), df)
+
+
+def _write(out: Path, stem: str, header: str, command: str, table: str, df: pd.DataFrame | None) -> int:
     context = f"Command: `{command}`\nVersions: {env.versions()}; git {env.git_state()}; {env.now()}"
     write_text_atomic(out / f"{stem}.md", f"{header}\n\n{context}\n\n{table}\n")
-    write_text_atomic(out / f"{stem}.csv", df.to_csv(index=False))
-    print(f"\n{header}\n\n{table}\n\nWritten: {out / stem}.md, .csv; our runs' records in {out / 'runs'}/")
+    if df is not None:
+        write_text_atomic(out / f"{stem}.csv", df.to_csv(index=False))
+    print(f"\n{header}\n\n{table}\n\nWritten: {out / stem}.md" + (", .csv" if df is not None else "") +
+          (f"; our runs' records in {out / 'runs'}/" if df is not None else ""))
     return 0
 
 
-def measure_ours(executor, job: dict) -> dict:
+def measure_ours(executor, job: dict, device: torch.device) -> dict:
     """One of our runs, by the worker through the executor, as `runners.compare` runs it: its record's measurements
-    (training time excludes loading, compiling and evaluation), or the error it ended with."""
+    (training time excludes loading, compiling and evaluation) and the precision it computed in, or the error it
+    ended with."""
     record = executor.run(job)
     if not record.ok:
         return {"error": f"{record.status.value}: {record.error}"}
-    return {**record.measurements.model_dump(), "batch_size": record.config.batch_size}
+    precision = env.precision(device, record.config.bf16(device))  # as the worker's loop decided it
+    return {**record.measurements.model_dump(), "batch_size": record.config.batch_size,
+            "compute_dtype": SHORT_NAME[precision.dtype]}
 
 
 def measure_peer(job: dict) -> dict:
@@ -187,11 +290,13 @@ def run_peer(job: dict) -> dict:
     env.reset_peak_memory(device)
     set_seed(0)  # before loading, as the worker does: the new head's initial weights
     r = run_trainer(job["peer"], job["model_dir"], load_tokenized(job["tokens"])["train"], samples=job["samples"],
-                    num_labels=job["num_labels"], pad_id=job["pad_id"], max_length=job["max_length"], device=device)
+                    num_labels=job["num_labels"], pad_id=job["pad_id"], max_length=job["max_length"], device=device,
+                    bf16=job.get("bf16", True))
     return {"train_seconds": r["seconds"], "samples": r["samples"], "tokens": r["tokens"],
             "samples_per_second": r["samples"] / r["seconds"], "tokens_per_second": r["tokens"] / r["seconds"],
-            "trainable_params": r["trainable"], "total_params": r["total"],
-            "peak_memory_mib": env.peak_memory(device)["peak_mib"], "batch_size": r["batch_size"]}
+            "trainable_params": r["trainable"], "total_params": r["total"], "shapes": r["shapes"],
+            "peak_memory_mib": env.peak_memory(device)["peak_mib"], "batch_size": r["batch_size"],
+            "compute_dtype": r["compute_dtype"], "weights_dtype": r["dtype"]}
 
 
 def _logged(what: str, samples: int, measure) -> dict:
@@ -202,35 +307,59 @@ def _logged(what: str, samples: int, measure) -> dict:
     return r
 
 
-def against_peers(specs: list[str], peers: list[str], ours, peer, config, peak: float | None) -> pd.DataFrame:
-    """One row per method spec of ours and per peer, with each one's speed relative to each peer's."""
-    rows = []
-    for runner, method in [("ours", m) for m in specs] + [(p, None) for p in peers]:
-        r = ours(method, f"ours {method}") if method else peer(runner)
+def against_peers(specs: list[str], peers: list[str], ours, peer, config, peaks: dict, fp32_too: bool = False,
+                  datasheet: dict | None = None) -> pd.DataFrame:
+    """One row per method spec of ours (and its fp32 twin with `fp32_too`) and per peer (the tuned one's fp32 twin
+    too), with MFU and HFU against the measured peak of the row's precision and each one's speed relative to each
+    peer's."""
+    from runners.flops import FlopModel
+    from runners.peers import PEERS
+
+    both = (True, False) if fp32_too else (True,)  # bf16 on (where the device has it), then off
+    runs = [("ours", m, bf16) for m in specs for bf16 in both]
+    runs += [(p, None, bf16) for p in peers for bf16 in (both if PEERS[p]["tuned"] else (True,))]
+    rows, full_flops = [], None
+    for runner, method, bf16 in runs:
+        if method:
+            r = ours(method, f"ours {method}" + ("" if bf16 else " [no bf16]"), ablate=() if bf16 else ("bf16",))
+        else:
+            r = peer(runner, bf16)
         if "error" in r:
             rows.append({"runner": runner, "method": method, "error": r["error"]})
             continue
-        per_token = matmul_flops_per_token(config, r["tokens"] / r["samples"])
-        every_weight = r["trainable_params"] == r["total_params"]  # the formula counts a backward through each
-        mfu = per_token * r["tokens_per_second"] / (peak * 1e12) if peak and every_weight else None
-        rows.append({"runner": runner, "method": method or "all weights (Trainer)", "trains all": every_weight,
+        dtype = r["compute_dtype"]
+        kind = "all" if not method else backward_kind(r, config)
+        model_rate = model_flops_per_token(config, r["tokens"] / r["samples"], kind) * r["tokens_per_second"]
+        if method and kind == "all" and full_flops is None:
+            full_flops = FlopModel(**r["flop_model"])  # the peers compute what our full fine-tune computes
+        hardware = (r["flops"] if method else sum(full_flops.step(b, w) for b, w in r["shapes"]) if full_flops
+                    else None)
+        label = (method + ("" if bf16 else " [no bf16]")) if method else "all weights (Trainer)"
+        rows.append({"runner": runner, "method": label, "precision": SHORT[dtype], "trains all": kind == "all",
                      "batch": r["batch_size"], "samples/s": r["samples_per_second"],
-                     "real tokens/s": r["tokens_per_second"], "MFU %": None if mfu is None else 100 * mfu,
+                     "real tokens/s": r["tokens_per_second"], "MFU %": 100 * model_rate / peaks[dtype]["peak"],
+                     "HFU %": None if hardware is None else
+                     100 * hardware / r["train_seconds"] / peaks[dtype]["peak"],
+                     **({"MFU % datasheet": 100 * model_rate / (datasheet[dtype] * 1e12)} if datasheet else {}),
                      "peak MiB": r["peak_memory_mib"]})
     df = pd.DataFrame(rows)
-    for name in peers:
-        base = df[(df.runner == name) & df.get("samples/s", pd.Series(dtype=float)).notna()]
-        if len(base):
-            df[f"× {name}"] = df["samples/s"] / float(base["samples/s"].iloc[0])
-    reference = df[(df.runner == "ours") & df.get("trains all", pd.Series(dtype=bool)).eq(True)]
+    rate = df.get("samples/s", pd.Series(float("nan"), index=df.index))
+    for i in df.index[(df.runner != "ours") & rate.notna()]:  # a ratio column per peer row, its precision named
+        df[f"× {df.runner[i]} ({df.precision[i]})"] = rate / rate[i]
+    reference = df.index[(df.runner == "ours") & df.get("trains all", pd.Series(False, index=df.index)).eq(True)]
     if len(reference):  # our run that trains every weight, as the peers do
-        df["× ours, all weights"] = df["samples/s"] / float(reference["samples/s"].iloc[0])
+        df["× ours, all weights"] = rate / rate[reference[0]]
+    if fp32_too:  # each bf16 row against the same runner and method in fp32
+        twin = {(r.runner, r.method.removesuffix(" [no bf16]")): r["samples/s"] for _, r in df.iterrows()
+                if r.get("precision") == "fp32" and pd.notna(r.get("samples/s"))}
+        df["× own fp32"] = [r["samples/s"] / twin[(r.runner, r.method)] if r.get("precision") == "bf16" and
+                            (r.runner, r.method) in twin else None for _, r in df.iterrows()]
     return df
 
 
 def ablation(specs: list[str], ours, device) -> pd.DataFrame:
     """For each method spec: every speed-up on, each off in turn, all off, and all on plus torch.compile."""
-    names = [n for n in SPEEDUPS if device.type == "cuda" or n not in CUDA_ONLY]
+    names = measurable(device)
     variants = ([("all on", (), False)] + [(f"no {n}", (n,), False) for n in names] +
                 [("all off", tuple(sorted(SPEEDUPS)), False), ("all on + torch.compile", (), True)])
     rows = []
@@ -243,8 +372,9 @@ def ablation(specs: list[str], ours, device) -> pd.DataFrame:
                 continue
             rate = r["samples_per_second"]
             base = rate if not ablate and not compiled else base
-            row = {"method": spec, "loop": loop, "samples/s": rate, "× all on": rate / base if base else None,
-                   "real tokens/s": r["tokens_per_second"], "peak MiB": r["peak_memory_mib"]}
+            row = {"method": spec, "loop": loop, "precision": SHORT[r["compute_dtype"]], "samples/s": rate,
+                   "× all on": rate / base if base else None, "real tokens/s": r["tokens_per_second"],
+                   "peak MiB": r["peak_memory_mib"]}
             if compiled and base:
                 row["compile s"] = r["compile_seconds"]
                 saved = 1 / base - 1 / rate  # seconds saved per sample
@@ -253,7 +383,8 @@ def ablation(specs: list[str], ours, device) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-FORMATS = {"samples/s": "{:.3g}", "real tokens/s": "{:,.0f}", "MFU %": "{:.2f}", "peak MiB": "{:,.0f}",
+FORMATS = {"samples/s": "{:.3g}", "real tokens/s": "{:,.0f}", "MFU %": "{:.1f}", "HFU %": "{:.1f}",
+           "MFU % datasheet": "{:.1f}", "peak MiB": "{:,.0f}",
            "batch": "{:.0f}", "compile s": "{:.1f}", "break-even samples": "{:,.0f}"}
 
 

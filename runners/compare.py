@@ -55,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", default="local", help="local (processes on this machine) or ray (pip install -e "
                                                         "'.[ray]'; a local instance unless --ray-address)")
     p.add_argument("--ray-address", help="with --executor ray: join a running cluster (auto or HOST:PORT)")
+    # What the serve stage does (runners.serving): these change no result, so they are job settings, not RunConfig
+    # fields, and no run id depends on them.
+    p.add_argument("--skip-serving", action="store_true",
+                   help="skip the serve stage (artifact size, merge check, serving latency); training cost is kept")
+    p.add_argument("--save-models", metavar="DIR", help="keep each run's trained model in DIR/<run_id>/ for "
+                                                         "`python -m runners.predict` (--rerun to save recorded runs)")
+    p.add_argument("--price-per-hour", type=float, metavar="USD",
+                   help="price of one device-hour, for the cost columns (default: a list price for common GPUs, "
+                        "none on the CPU; runners.prices)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show stack traces for errors")
     return p
@@ -221,7 +230,9 @@ def _prepare(args: argparse.Namespace, source, command: str, texts: bool) -> tup
     tokens = tokenize_cached({"train": splits.train, "validation": splits.validation, "test": splits.test},
                              tokenizer, max_length, key, cache)
     _warn_if_truncating(tokens, max_length)
-    extra = {"plugins": args.plugin}  # a run's process imports them again: its method may be one of theirs
+    extra = {"plugins": args.plugin,  # a run's process imports them again: its method may be one of theirs
+             "serving": {"skip": args.skip_serving, "price_per_hour": args.price_per_hour,
+                         "save_models": str(Path(args.save_models).resolve()) if args.save_models else None}}
     if texts:
         extra["texts"] = str(save_texts(splits, cache))
     return common_job(model, splits, tokenizer.pad_token_id, tokens, command, args.quiet, **extra), max_length

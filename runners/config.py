@@ -11,7 +11,7 @@ from typing import Any
 
 from runners.budget import Budget
 from runners.errors import UserError
-from runners.speedups import SPEEDUPS, parse_ablate
+from runners.speedups import LOOP, SINCE, SPEEDUPS, parse_ablate
 
 REQUIRED = dataclasses.MISSING  # a setting every run names itself (the method, the seed)
 DEVICES = ("auto", "cpu", "cuda")
@@ -115,6 +115,9 @@ class RunConfig:
     ablate: tuple[str, ...] = setting((), "turn these speed-ups of the loop off (comma-separated, or 'all'), to "
                                           f"measure them: {', '.join(SPEEDUPS)}", parse=parse_ablate)
     compile: bool = setting(False, "torch.compile each model; the compile time is recorded apart from training")
+    # Which revision of the loop trained the run (runners.speedups.LOOP): a revision changes what a default run
+    # computes, so runs of two revisions never share an id or a table.
+    loop: int = setting(LOOP, "the training loop's revision (runners.speedups.LOOP)", flag=False)
 
     def __post_init__(self) -> None:
         Budget.parse(self.budget)
@@ -156,8 +159,13 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def speedup(self, name: str) -> bool:
-        """Whether the loop's speed-up `name` (runners.speedups) is on, i.e. not ablated."""
-        return name not in self.ablate
+        """Whether the loop's speed-up `name` (runners.speedups) is on: not ablated, and part of the run's loop."""
+        return name not in self.ablate and self.loop >= SINCE.get(name, 1)
+
+    def bf16(self, device) -> bool:
+        """Whether the bf16 speed-up is on for a run on `device` (loop 1 autocast on CUDA only, not on the CPU);
+        whether the device computes bf16 in hardware is runners.environment.precision's to decide."""
+        return self.speedup("bf16") and (self.loop >= 2 or getattr(device, "type", device) == "cuda")
 
     @property
     def attention(self) -> str:
@@ -185,7 +193,7 @@ class RunConfig:
 
 _LATER_FIELDS = {"ablate": (), "compile": False, "text_column": "text", "label_column": "label", "splits": None,
                  "data_revision": None, "revision": None, "tune_lr": None, "search_seeds": (1000,),
-                 "select_on": "accuracy", "lr_range": None, "search": False}
+                 "select_on": "accuracy", "lr_range": None, "search": False, "loop": 1}
 
 
 def stable_hash(obj: object, n: int = 12) -> str:

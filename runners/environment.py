@@ -1,12 +1,14 @@
 """Identity of what a run used: package versions, git commit, device, file hashes, and memory and size readings."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import platform
 import resource
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -55,10 +57,79 @@ def resolve_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
-def device_info(device: torch.device) -> dict:
+def device_info(device: torch.device, bf16: bool = True) -> dict:
+    """The device, and the precision a run computes in on it (`bf16`: the loop's bf16 speed-up is on)."""
+    p = precision(device, bf16)
+    where = ({"type": "cuda", "name": torch.cuda.get_device_name(device), "cuda": torch.version.cuda}
+             if device.type == "cuda" else {"type": "cpu", "name": _cpu_name(), "threads": torch.get_num_threads()})
+    return {**where, "compute_dtype": str(p.dtype).removeprefix("torch."), "bf16_autocast": p.autocast,
+            "bf16_reason": p.reason}
+
+
+# CPU features with bf16 arithmetic in hardware (cpuinfo's names, as torch.cpu.get_capabilities() reports them).
+NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
+
+
+@dataclass(frozen=True)
+class Precision:
+    """What the loop computes in: bf16 autocast (weights and optimizer state stay fp32) or plain fp32, and why."""
+
+    autocast: bool
+    reason: str
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.bfloat16 if self.autocast else torch.float32
+
+
+def precision(device: torch.device, bf16: bool = True) -> Precision:
+    """bf16 autocast where the device computes bf16 in hardware, unless the bf16 speed-up is off (`--ablate bf16`).
+
+    CUDA: where torch reports bf16 support (Ampere on). CPU: where the CPU has a bf16 instruction set
+    (`cpu_native_bf16`); elsewhere bf16 is emulated by conversions and is no faster than fp32.
+    """
+    if not bf16:
+        return Precision(False, "bf16 speed-up off (--ablate bf16)")
     if device.type == "cuda":
-        return {"type": "cuda", "name": torch.cuda.get_device_name(device), "cuda": torch.version.cuda}
-    return {"type": "cpu", "name": _cpu_name(), "threads": torch.get_num_threads()}
+        ok = torch.cuda.is_bf16_supported()
+        return Precision(ok, "cuda device supports bf16" if ok else "cuda device without bf16")
+    if device.type == "cpu":
+        return Precision(*cpu_native_bf16())
+    return Precision(False, f"no bf16 autocast on {device.type}")
+
+
+@functools.cache
+def cpu_native_bf16() -> tuple[bool, str]:
+    """(whether this CPU has native bf16, the reason), from the CPU's feature flags.
+
+    A flag, not torch's `mkldnn._is_mkldnn_bf16_supported()` (True on any AVX-512 CPU, where oneDNN emulates bf16
+    by conversions; the 2-core EPYC without AVX512-BF16 this lab also runs on is one) and not a timing probe (the
+    decision would then depend on the load at start-up and differ between runs on one machine; a flag makes it a
+    property of the machine, so the same machine records the same precision). Measured on an AMD EPYC with
+    avx512_bf16 (runners.bench's matmul peaks): bf16 2.5x fp32. ARM's bf16 extension is not used: unmeasured here.
+    """
+    flags = _cpu_flags()
+    found = [f for f in NATIVE_BF16 if f in flags]
+    if found:
+        return True, f"cpu has {found[0]}"
+    return False, f"cpu has no native bf16 ({' or '.join(NATIVE_BF16)})"
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU's feature names: torch's report (cpuinfo, torch >= 2.8), else Linux's /proc/cpuinfo flags."""
+    get = getattr(torch.cpu, "get_capabilities", None)
+    if get is not None:
+        try:
+            return {k for k, v in get().items() if v is True}
+        except Exception:  # an unknown platform: fall through to /proc
+            pass
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
 
 
 def _cpu_name() -> str:

@@ -377,7 +377,8 @@ def visible_gpus(device: str | None = None) -> list[str]:
 def mixed_resources(records: Iterable[Record]) -> str | None:
     """One line when the runs of one table did not each have the same resources (the device; on the CPU, the threads
     each run had): their timings do not compare. None when they did, or nothing says otherwise."""
-    fields = {"device": lambda d: d.get("name") or d.get("type"), "threads": lambda d: d.get("threads")}
+    fields = {"device": lambda d: d.get("name") or d.get("type"), "threads": lambda d: d.get("threads"),
+              "compute dtype": lambda d: d.get("compute_dtype")}
     seen: dict[str, set] = {k: set() for k in fields}
     for record in records:
         if record.device:

@@ -27,6 +27,7 @@ def header(records: list[Record]) -> str:
         f"- **Budget:** {cfg.budget} per run, batch {cfg.batch_size}; **seeds:** "
         f"{', '.join(map(str, seeds))}; **device:** {', '.join(devices) or '–'}",
         f"- **Learning rates:** {_rates(cfg)}",
+        f"- **Loop:** {_loop(records)}",
         f"- **Majority-class baseline** (test accuracy of always predicting train's most common label): "
         f"{_fmt(baseline, '{:.4f}')}",
         f"- **Peak memory** is {_memory_kind(records)}",
@@ -42,6 +43,16 @@ def _rates(cfg) -> str:
     if cfg.lr is not None:
         return f"{cfg.lr:g} for every method (`--lr`)"
     return "each method's default (`--list`), not tuned: a method's rank may reflect its default rate"
+
+
+def _loop(records: list[Record]) -> str:
+    """The loop's revision and what the runs computed in (a revision-1 record predates recording it)."""
+    loop = records[-1].config.loop
+    dtypes = sorted({r.device.get("compute_dtype") for r in records if r.device and r.device.get("compute_dtype")})
+    if loop < 2:
+        return ("revision 1 (fp32 on the CPU, bf16 autocast on CUDA; GPT-2's gelu_new): before bf16 on CPUs and the "
+                "fused GELU")
+    return f"revision {loop}; computed in {' / '.join(dtypes) or '–'} (weights and optimizer state fp32)"
 
 
 def _classes(data: dict) -> str:

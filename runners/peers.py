@@ -1,18 +1,20 @@
 """The peers the benchmark measures our loop against: `transformers.Trainer` set up as the seed notebooks did,
-and set up as well as its options allow. Both train every weight; each counts the real tokens it trains on."""
+and set up as well as its options allow. Both train every weight of fp32 weights; each counts the real tokens it
+trains on and the padded shape of each batch (for the FLOPs it computed)."""
 from __future__ import annotations
 
 import tempfile
 
 import torch
 
+from runners import environment as env
 from runners.batches import TokenizedSplit
-from runners.environment import count_parameters
 
 # name -> (batch size, pad to max_length?, tuned options on)
 PEERS = {
     "trainer-seed": {"batch_size": 4, "pad_to_max": True, "tuned": False},  # fp32, padded to 128, batch 4
-    "trainer-tuned": {"batch_size": 32, "pad_to_max": False, "tuned": True},  # bf16, dynamic, grouped, fused
+    # bf16 where the device has it (as our loop), dynamic padding, length-grouped, fused AdamW, the fused GELU
+    "trainer-tuned": {"batch_size": 32, "pad_to_max": False, "tuned": True},
 }
 
 
@@ -32,37 +34,52 @@ class _Examples(torch.utils.data.Dataset):
 
 
 def run_trainer(peer: str, model_dir: str, split: TokenizedSplit, *, samples: int, num_labels: int, pad_id: int,
-                max_length: int, device: torch.device, lr: float = 2e-5) -> dict:
-    """Train `samples` examples with `Trainer` in the peer's setup; return its wall time and what it processed."""
+                max_length: int, device: torch.device, lr: float = 2e-5, bf16: bool = True) -> dict:
+    """Train `samples` examples with `Trainer` in the peer's setup; return its wall time and what it processed.
+
+    `bf16`: the tuned peer autocasts to bf16 where our loop would (runners.environment.precision), so that the
+    ratio ours/peer measures the loop, not the dtype; False keeps it fp32. The seed-style peer is always fp32, as
+    the seeds ran it. Both load fp32 weights whatever the checkpoint stores (transformers 5 would otherwise keep a
+    float16 checkpoint, such as the stand-in, in float16 and train it so).
+    """
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, TrainingArguments
 
+    from methods import ModelContext
     from runners.models import load_tokenizer
 
     setup = PEERS[peer]
-    cuda = device.type == "cuda"
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=num_labels,
-                                                               pad_token_id=pad_id, use_safetensors=True)
+    tuned = setup["tuned"]
+    autocast = tuned and env.precision(device, bf16).autocast
+    # the tuned peer trains the model our loop trains (fused GELU, SDPA); the seed-style one the checkpoint's
+    model_kwargs = ModelContext(model_dir, num_labels, pad_id, device).activation() if tuned else {}
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=num_labels, pad_token_id=pad_id,
+                                                               dtype=torch.float32, use_safetensors=True,
+                                                               **model_kwargs)
     tokenizer = load_tokenizer(model_dir)
     pad = DataCollatorWithPadding(tokenizer, padding="max_length" if setup["pad_to_max"] else "longest",
                                   max_length=max_length if setup["pad_to_max"] else None)
-    real_tokens = []
+    real_tokens, shapes = [], []
 
     def collate(features):
         real_tokens.append(sum(len(f["input_ids"]) for f in features))
-        return pad(features)
+        batch = pad(features)
+        shapes.append(tuple(batch["input_ids"].shape))  # (batch, padded width): the FLOPs it computes
+        return batch
 
     steps = samples // setup["batch_size"]
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
             output_dir=out, per_device_train_batch_size=setup["batch_size"], max_steps=steps, learning_rate=lr,
             lr_scheduler_type="linear", warmup_steps=0.06, save_strategy="no", eval_strategy="no", report_to=[],
-            logging_steps=max(steps, 1), disable_tqdm=True, use_cpu=not cuda, dataloader_num_workers=0,
-            bf16=setup["tuned"] and cuda, optim="adamw_torch_fused" if setup["tuned"] and cuda else "adamw_torch",
-            train_sampling_strategy="group_by_length" if setup["tuned"] else "random",
+            logging_steps=max(steps, 1), disable_tqdm=True, use_cpu=device.type != "cuda", dataloader_num_workers=0,
+            bf16=autocast, optim="adamw_torch_fused" if tuned else "adamw_torch",
+            train_sampling_strategy="group_by_length" if tuned else "random",
         )
         trainer = Trainer(model=model, args=args, train_dataset=_Examples(split, steps * setup["batch_size"]),
                           data_collator=collate)
         seconds = trainer.train().metrics["train_runtime"]  # Trainer's own clock: its loop, as ours is timed
-    trainable, total = count_parameters(model)
+    trainable, total = env.count_parameters(model)
     return {"seconds": seconds, "samples": steps * setup["batch_size"], "tokens": int(sum(real_tokens)),
-            "batch_size": setup["batch_size"], "trainable": trainable, "total": total}
+            "batch_size": setup["batch_size"], "trainable": trainable, "total": total, "shapes": shapes,
+            "compute_dtype": "bfloat16" if autocast else "float32",
+            "dtype": str(next(model.parameters()).dtype).removeprefix("torch.")}

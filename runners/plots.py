@@ -1,4 +1,5 @@
-"""Plots beside the tables, from the records alone: accuracy over the budget, and accuracy against cost."""
+"""Plots beside the tables, from the records alone: accuracy over the budget, and accuracy against cost (training's
+and serving's)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -81,7 +82,46 @@ def write_plots(records: list[Record], out: Path, prefix: str = "", trials: list
     plt.close(fig)
     if trials:
         paths.append(write_lr_plot(records, trials, out / f"{prefix}lr_search.png"))
+    if any(r.serving is not None for label in drawn for r in ok[label]):
+        paths.append(write_serving_plot({label: ok[label] for label in drawn}, names, failed,
+                                        out / f"{prefix}accuracy_vs_latency.png"))
     return paths
+
+
+def write_serving_plot(ok: dict[str, list[Record]], names: dict[str, str], failed: list[str], path: Path) -> Path:
+    """Test accuracy against serving latency at batch 1 (runners.serving), with its Pareto front: what each method
+    costs per request once deployed (merged where it merges), beside what it scores."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    points = []
+    for label, runs in ok.items():
+        served = [r for r in runs if r.serving is not None]
+        if not served:
+            continue
+        latency = mean_ci([r.serving.latency_ms for r in served], positive=True)
+        acc = mean_ci([r.metrics.accuracy for r in served])
+        points.append((latency.center, acc.mean, label))
+        merged = served[0].serving.deployed == "merged"
+        extra = served[0].serving.extra_tokens
+        ax.errorbar(latency.center, acc.mean, xerr=_err(latency.center, latency), yerr=_err(acc.mean, acc),
+                    fmt="s" if merged else "o", capsize=3)
+        ax.annotate(names[label] + (" (merged)" if merged else "") + (f" (+{extra} tokens)" if extra else ""),
+                    (latency.center, acc.mean), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    if points:
+        ax.set_xlim(0, 1.3 * max(p[0] for p in points))
+        front = pareto_front(points)
+        ax.plot([p[0] for p in front], [p[1] for p in front], "k--", lw=1, label="Pareto front")
+    _name_failed(ax, failed)
+    device = next((r.serving.device_name for runs in ok.values() for r in runs if r.serving), "")
+    ax.set_xlabel(f"latency per request, batch 1 (ms, {device})")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Accuracy against serving latency: mean over seeds, bars the 95% CI; ■ merged", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+    return path
 
 
 def _err(center: float, s) -> list[list[float]] | None:

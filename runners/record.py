@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from runners.config import RunConfig
 from runners.errors import UserError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]  # a real number: never NaN, inf or a string
 Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)]
 Count = Annotated[int, Field(ge=0, strict=True)]
@@ -115,6 +115,38 @@ class Measurements(_Part):
     memory_cap_enforced: bool | None = None
 
 
+class Serving(_Part):
+    """What the trained classifier costs to keep and to serve (runners.serving), measured after the test."""
+
+    artifact: str  # what is kept: "model" (whole, safetensors), "tensors" (the trained ones), "adapter" (peft's)
+    artifact_bytes: Count  # its files' size on disk
+    saved_to: str | None = None  # the folder it was kept in (--save-models); None: measured, then deleted
+    mergeable: Literal["yes", "no", "n/a"]  # folds into the base within tolerance; n/a: nothing added to fold
+    merge_max_abs_diff: Finite | None = None  # largest |merged - unmerged| test logit, where a merge was tried
+    merge_tolerance: Finite | None = None  # the bound it was held to (runners.serving.MERGE_TOLERANCE)
+    merge_note: str | None = None  # why a merge was refused, where it raised
+    deployed: Literal["merged", "as trained"]  # the form timed: merged where mergeable
+    extra_tokens: Count  # positions added to every request (virtual tokens)
+    compute_dtype: str  # what the serving forward computed in (bf16 autocast or fp32)
+    latency_ms: Finite  # one text per request: median over the requests timed, after warm-up
+    latency_requests: Count
+    throughput_per_second: Finite  # texts per second at `throughput_batch`: median over the repeats
+    throughput_batch: Count
+    throughput_repeats: Count
+    peak_memory_mib: Finite | None = None  # CUDA max allocated while serving; None on the CPU (no separate peak)
+    device_name: str  # where it was timed
+    seconds: Finite  # what the stage took, saving and loading included
+
+
+class Cost(_Part):
+    """What training the run cost: device time, and money where a price per device-hour is known."""
+
+    device_hours: Finite  # training, compilation and evaluation seconds / 3600, on one device
+    price_per_hour: Finite | None = None  # USD per device-hour: --price-per-hour, else runners.prices' list price
+    price_source: str | None = None  # where that price comes from
+    money: Finite | None = None  # device_hours × price_per_hour, USD
+
+
 _TRAINING = ("steps", "tokens", "flops", "tokens_per_second", "flops_per_real_token", "flop_model",
              "trainable_params", "total_params", "memory_breakdown", "micro_batch", "accumulation_steps",
              "memory_cap_enforced")
@@ -142,6 +174,8 @@ class Record(_Part):
     measurements: Measurements | None = None
     predictions: Predictions | None = None
     device: dict[str, Any] | None = None
+    serving: Serving | None = None  # the serve stage's, where it ran (not with --skip-serving, not in a search)
+    cost: Cost | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -234,7 +268,17 @@ def _v2_to_v3(data: dict) -> dict:
     return {**data, "schema": 3}
 
 
-MIGRATIONS = [_v1_to_v2, _v2_to_v3]  # MIGRATIONS[k] turns version k + 1 into k + 2
+def _v3_to_v4(data: dict) -> dict:
+    """Version 4 added what a run costs to keep and serve (`serving`) and to train (`cost`), which a version-3 run
+    did not measure (their absence says so), and the loop's revision (`config.loop`): a version-3 run trained in
+    revision 1 (fp32 on the CPU, gelu_new)."""
+    data = {**data, "schema": 4}
+    if isinstance(data.get("config"), dict):
+        data["config"] = {**data["config"], "loop": data["config"].get("loop", 1)}
+    return data
+
+
+MIGRATIONS = [_v1_to_v2, _v2_to_v3, _v3_to_v4]  # MIGRATIONS[k] turns version k + 1 into k + 2
 
 
 def read(path: Path, warn=None) -> Record | None:

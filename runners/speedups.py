@@ -10,10 +10,17 @@ SPEEDUPS = {
     "async_loss": "read the loss every 20 steps (off: every step, a host-device sync each)",
     "fused_adamw": "the optimizer's fused kernel, where it has one (off: its per-tensor loop)",
     "sdpa": "PyTorch's scaled-dot-product attention kernel (off: transformers' eager attention)",
-    "bf16": "bf16 autocast, CUDA only (off: fp32 matmuls)",
+    "fused_gelu": "GPT-2's gelu_new as PyTorch's fused tanh-GELU kernel, the same formula (off: gelu_new's chain of "
+                  "elementwise ops, each intermediate kept for backward)",
+    "bf16": "bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX), weights fp32 (off: fp32)",
     "pinned_memory": "pinned host memory and non-blocking copies, CUDA only (off: pageable, blocking copies)",
 }
-CUDA_ONLY = ("bf16", "pinned_memory")
+CUDA_ONLY = ("pinned_memory",)
+# The loop's revision (RunConfig.loop). 1: the loop until November 2026 (fp32 on every CPU, GPT-2's gelu_new);
+# 2: bf16 autocast on CPUs with native bf16, and the fused GELU. A speed-up added in revision N is off in a run of
+# an earlier one, so that a record says what its run computed.
+LOOP = 2
+SINCE = {"fused_gelu": 2}
 
 
 def parse_ablate(text: str) -> tuple[str, ...]:
@@ -28,6 +35,17 @@ def parse_ablate(text: str) -> tuple[str, ...]:
 
 def loop_label(ablate: tuple[str, ...], compile: bool) -> str:
     """How the loop ran, for a table row: '' when every speed-up was on and nothing compiled."""
-    parts = (["no " + "+".join(ablate)] if 0 < len(ablate) < len(SPEEDUPS) else
-             ["unoptimized loop"] if ablate else []) + (["compiled"] if compile else [])
+    everything = set(ablate) in (set(SPEEDUPS), set(SPEEDUPS) - set(SINCE))  # `all` before a speed-up existed
+    parts = (["unoptimized loop"] if everything else ["no " + "+".join(ablate)] if ablate else []) + \
+        (["compiled"] if compile else [])
     return f" [{', '.join(parts)}]" if parts else ""
+
+
+def measurable(device) -> list[str]:
+    """The speed-ups that change how the loop runs on `device`: on a CPU, not the CUDA-only ones, nor bf16 where
+    the CPU has no native bf16 (the loop runs fp32 there either way)."""
+    from runners.environment import precision
+
+    if device.type == "cuda":
+        return list(SPEEDUPS)
+    return [n for n in SPEEDUPS if n not in CUDA_ONLY and (n != "bf16" or precision(device).autocast)]

@@ -1,4 +1,5 @@
-"""The stages a run goes through (train, evaluate, and any added after them), each adding its parts to the record."""
+"""The stages a run goes through (train, evaluate, serve, and any added after them), each adding its parts to the
+record."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -44,7 +45,7 @@ class Stage(Protocol):
 
 STAGES: dict[str, Stage] = {}
 # What a run does unless its job lists its own `stages`: a post-training measurement is a stage appended here.
-DEFAULT = ("train", "evaluate")
+DEFAULT = ("train", "evaluate", "serve")  # serve: runners.serving
 # What a learning-rate search trial does (runners.tune): train, then score on validation; never tested.
 SEARCH = ("train", "validate")
 

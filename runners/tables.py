@@ -55,8 +55,18 @@ STATIC = {
     "peak mem (MiB)": Column(_at(("measurements", "peak_memory_mib")), "↓", "{:,.0f}", positive=True),
     "train time (s)": Column(_at(("measurements", "train_seconds")), "↓", "{:.1f}", positive=True),
     "samples/s": Column(_at(("measurements", "samples_per_second")), "↑", "{:.1f}", positive=True),
+    # What the classifier costs to keep and to serve (runners.serving), and to train (device time, money)
+    "artifact (KiB)": Column(lambda r: r.serving.artifact_bytes / 1024 if r.serving else None, "↓", "{:,.1f}",
+                             positive=True),
+    "latency b1 (ms)": Column(_at(("serving", "latency_ms")), "↓", "{:.1f}", positive=True),
+    "throughput (texts/s)": Column(_at(("serving", "throughput_per_second")), "↑", "{:,.0f}", positive=True),
+    "device-hours": Column(_at(("cost", "device_hours")), "↓", "{:.2g}", positive=True),
+    "cost (USD)": Column(_at(("cost", "money")), "↓", "{:.2g}", positive=True),
 }
-OPTIONAL = ("weighted-F1", "AUC", "ECE")  # shown where some record has them (older records do not)
+# Shown where some record has them (older records do not; serving and cost columns only where the stage ran)
+OPTIONAL = ("weighted-F1", "AUC", "ECE", "artifact (KiB)", "latency b1 (ms)", "throughput (texts/s)",
+            "device-hours", "cost (USD)")
+SERVING_TEXT = ("mergeable", "extra tokens")  # text cells from the first ok seed's serving part
 RANK_BY = "test acc"
 TO_TARGET = "budget to target"
 
@@ -128,6 +138,10 @@ def summarize(records: list[Record], target: float | None = None, group: TopGrou
             s = mean_ci(values, positive=col.positive)
             row.update({name: s.mean, f"{name} center": s.center, f"{name} sd": s.sd, f"{name} ci_lo": s.lo,
                         f"{name} ci_hi": s.hi, f"{name} values": ";".join(f"{v:.6g}" for v in values)})
+        if ok and ok[0].serving is not None:
+            serving = ok[0].serving
+            diff = f" (Δ {serving.merge_max_abs_diff:.1g})" if serving.merge_max_abs_diff is not None else ""
+            row.update({"mergeable": serving.mergeable + diff, "extra tokens": serving.extra_tokens})
         if target is not None and row["kind"] == "method":
             reach = reach_summary([_reach(r, target, spent) for r in ok])
             row.update({TO_TARGET: reach.hi, f"{TO_TARGET} lo": reach.lo, f"{TO_TARGET} reached": reach.reached,
@@ -155,6 +169,8 @@ def to_markdown(df: pd.DataFrame, cols: dict[str, Column], batch_size: int | Non
     tuned = "search trials" in df and df["search trials"].notna().any()
     headers = ["method", "trainable params", "trainable %"] + (["tuned lr"] if tuned else [])
     headers += [f"{n} {c.better}" for n, c in cols.items()]
+    serving = [n for n in SERVING_TEXT if n in df and df[n].notna().any()]
+    headers += serving
     headers += [f"{TO_TARGET} ↓"] if show_target else []
     headers += ["search cost"] if tuned else []
     show_status = (df["status"] != "ok").any()
@@ -169,6 +185,7 @@ def to_markdown(df: pd.DataFrame, cols: dict[str, Column], batch_size: int | Non
         for col_name, col in cols.items():
             text = _cell(row, col_name, col)
             cells.append(f"**{text}**" if bold and col_name == RANK_BY and row["top group"] else text)
+        cells += [_fmt(row.get(n), "{}") if n == "mergeable" else _fmt(row.get(n), "{:.0f}") for n in serving]
         if show_target:
             cells.append(_reach_cell(row, unit_fmt))
         cells += search[1:]
@@ -238,7 +255,7 @@ def render(records: list[Record], target: float | None, trials: list[Record] = (
     cfg = records[-1].config
     unit = UNIT_KEYS[Budget.parse(cfg.budget).unit]
     verdict = " ".join(sentences(records, group))
-    notes = [f"- **Cells:** mean ± sd [{T_CI}] over seeds; time, memory and samples/s: geometric mean "
+    notes = [f"- **Cells:** mean ± sd [{T_CI}] over seeds; time, memory, samples/s, serving and cost: geometric mean "
              f"[{LOG_CI}]; one value where there is one seed",
              f"- {group.footer}" if group.best else
              "- Top group: none (fewer than two fine-tuning rows ended ok: nothing to test)"]
@@ -250,6 +267,7 @@ def render(records: list[Record], target: float | None, trials: list[Record] = (
                      f"{unit} (last checkpoint below, first at or above) in which validation accuracy first "
                      f"reached {target:.3f} (95% of the best final one unless `--target-accuracy` is given), over "
                      f"the seeds that reached it")
+    notes += serving_notes(records)
     resources = mixed_resources(records)
     if resources:
         notes.append(f"- **{resources}**")
@@ -261,6 +279,35 @@ def render(records: list[Record], target: float | None, trials: list[Record] = (
     text = (f"{header(records)}\n\n**Verdict:** {verdict}\n\n{to_markdown(df, cols, cfg.batch_size, fmt)}\n\n"
             + "\n".join(notes) + "\n")
     return text, df
+
+
+def serving_notes(records: list[Record]) -> list[str]:
+    """How the serve stage's columns were measured, on which devices; and what the whole comparison cost."""
+    ok = [r for r in records if r.ok]
+    notes = []
+    served = [r.serving for r in ok if r.serving is not None]
+    if served:
+        devices = ", ".join(dict.fromkeys(f"{s.device_name} ({s.compute_dtype})" for s in served))
+        s = served[0]
+        notes.append(f"- **Serving** (after the test, runners.serving), on {devices}: *artifact* is what is kept "
+                     f"(a whole model, the trained tensors of a frozen base, or a peft adapter), its size on disk; "
+                     f"*mergeable*: the merged model's logits on the first test texts stay within tolerance of the "
+                     f"unmerged ones (Δ the largest difference; n/a: nothing to merge); latency: one text per "
+                     f"request, median of {s.latency_requests} after warm-up; throughput: batches of "
+                     f"{s.throughput_batch}, median of {s.throughput_repeats}; both of the form deployed (merged "
+                     f"where mergeable); *extra tokens*: positions each request gains (virtual tokens)")
+    costs = [r.cost for r in ok if r.cost is not None]
+    if costs:
+        hours = sum(c.device_hours for c in costs)
+        priced = [c for c in costs if c.money is not None]
+        sources = "; ".join(dict.fromkeys(c.price_source for c in priced))
+        money = (f", {sum(c.money for c in priced):.3g} USD at {sources}"
+                 + ("" if len(priced) == len(costs) else f" ({len(priced)} of {len(costs)} runs priced)")
+                 if priced else "; no price per device-hour known for this device (--price-per-hour)")
+        notes.append(f"- **Training cost:** device-hours are the training, compilation and evaluation seconds on one "
+                     f"device; this comparison's {len(costs)} runs: {hours:.3g} device-hours{money}. Prices are "
+                     f"estimates (runners.prices)")
+    return notes
 
 
 def at_chosen_rates(records: list[Record], trials: list[Record]) -> list[Record]:

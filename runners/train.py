@@ -14,6 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from methods import Method, Progress
+from runners import environment as env
 from runners.batches import Collator, TokenizedSplit, length_grouped_batches, shuffled_batches
 from runners.budget import Budget, Spent
 from runners.config import RunConfig
@@ -45,8 +46,10 @@ def lr_factor(fraction: float, warmup: float) -> float:
 
 
 def autocast_for(device: torch.device, bf16: bool = True):
-    # bf16 autocast on CUDA (weights and optimizer state stay fp32); the CPU runs plain fp32.
-    return torch.autocast("cuda", dtype=torch.bfloat16) if bf16 and device.type == "cuda" else nullcontext()
+    """bf16 autocast where the device computes bf16 in hardware (CUDA, a CPU with AVX512-BF16 or AMX), plain fp32
+    elsewhere or with the bf16 speed-up off; weights and optimizer state stay fp32 (runners.environment.precision)."""
+    on = env.precision(device, bf16).autocast
+    return torch.autocast(device.type, dtype=torch.bfloat16) if on else nullcontext()
 
 
 def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg: RunConfig, *, lr: float,
@@ -57,7 +60,7 @@ def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg
     train_split = data["train"]
     n_train, lengths = len(train_split), train_split.lengths
     micro = micro_batch or cfg.batch_size
-    on = {name: cfg.speedup(name) for name in SPEEDUPS}
+    on = {name: cfg.speedup(name) for name in SPEEDUPS} | {"bf16": cfg.bf16(device)}
     batches = length_grouped_batches if on["bucketing"] else shuffled_batches
     log_every = LOG_EVERY if on["async_loss"] else 1
     collate = Collator(train_split, pad_id, method.padding_side, device, pin=on["pinned_memory"],

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from methods import Method, ModelContext, load_plugin, parse_spec
-from runners import baseline_stage, flops, memory, stages  # noqa: F401 (baseline_stage registers a stage)
+from runners import baseline_stage, flops, memory, serving, stages  # noqa: F401 (baseline_stage, serving: stages)
 from runners import environment as env
 from runners.batches import Collator, load_tokenized
 from runners.config import RunConfig
@@ -32,7 +32,7 @@ from runners.train import Diverged, autocast_for, evaluate, train
 
 
 def run(job: dict) -> dict:
-    """Run the stages the job lists (by default `stages.DEFAULT`: train, then evaluate) for one method spec and seed;
+    """Run the stages the job lists (by default `stages.DEFAULT`: train, evaluate, serve) for one method spec and seed;
     return the record's results part."""
     if threads := os.environ.get("PEFT_LAB_THREADS"):  # this run's share of the cores, from a pool (runners.pool)
         torch.set_num_threads(int(threads))
@@ -52,7 +52,8 @@ def run(job: dict) -> dict:
         data.pop("test")
     ctx = Context(job, cfg, device, data)
     where = job.get("placement", {})  # the executor's: its name, the slot, host and threads (runners.executor)
-    return {**stages.run_stages(ctx, job.get("stages", stages.DEFAULT)), "device": {**where, **env.device_info(device)}}
+    return {**stages.run_stages(ctx, job.get("stages", stages.DEFAULT)),
+            "device": {**where, **env.device_info(device, cfg.bf16(device))}}
 
 
 @stage("train")
@@ -67,7 +68,8 @@ def train_stage(ctx: Context) -> dict:
         method.params = dataclasses.replace(method.params, lr=cfg.lr)
     set_seed(cfg.seed)  # before loading: the new head's initial weights come from this seed
     mctx = ModelContext(job["model"]["path"], job["num_labels"], job["pad_id"], ctx.device,
-                        use_safetensors=job["model_identity"].get("use_safetensors", True), attention=cfg.attention)
+                        use_safetensors=job["model_identity"].get("use_safetensors", True), attention=cfg.attention,
+                        bf16=cfg.bf16(ctx.device), fused_gelu=cfg.speedup("fused_gelu"))
     model = method.build(mctx)
     trainable, total = env.count_parameters(model, method.stored_values_per_element)
     flop_model = flops.measure(model, ctx.device, method.unseen_forward_flops)
@@ -107,7 +109,7 @@ def _micro_batch(ctx: Context, model: torch.nn.Module, method: Method, pad_id: i
                        pad_to=None if cfg.speedup("dynamic_padding") else cfg.max_length)
     micro = memory.fit_micro_batch(model, collate, ctx.data["train"].lengths, cfg.batch_size,
                                    method.optimizer_state_bytes(model), device,
-                                   autocast_for(device, cfg.speedup("bf16")))
+                                   autocast_for(device, cfg.bf16(device)))
     env.reset_peak_memory(device)  # the probe's peak is not the run's
     return micro, True
 
@@ -118,7 +120,7 @@ def evaluate_stage(ctx: Context) -> dict:
     cfg, mctx, test_split = ctx.cfg, ctx.model_context, ctx.data["test"]
     start = time.perf_counter()
     test = evaluate(ctx.model, test_split, Collator(test_split, mctx.pad_token_id, ctx.method.padding_side, ctx.device),
-                    cfg.eval_batch_size, ctx.device, mctx.num_labels, cfg.speedup("bf16"), detailed=True)
+                    cfg.eval_batch_size, ctx.device, mctx.num_labels, cfg.bf16(ctx.device), detailed=True)
     test_seconds = time.perf_counter() - start
     peak = peak_memory_part(ctx.device)
     return {

@@ -163,3 +163,24 @@ def test_describe_round_trips_through_params(tiny_model_dir):
 
 def _fields(name: str) -> set[str]:
     return {f.name for f in dataclasses.fields(methods.get(name).Params)}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_saved_model_loads_back_with_the_same_logits(name, tiny_model_dir, tmp_path):
+    """`save` then `load_saved` (what --save-models and runners.predict do) gives the trained model's logits."""
+    method, model = build(name, tiny_model_dir)
+    data = toy_data(tiny_model_dir)
+    run_steps(method, model, data, steps=2, lr=1e-2)  # trained: adapters and heads away from their initial values
+    collate = Collator(data["test"], PAD, method.padding_side, torch.device("cpu"))
+    batch = collate(np.arange(len(TOY)))
+    batch.pop("labels")
+    served = method.deployed(model).eval()
+    with torch.inference_mode():
+        before = served(**batch).logits
+    kind = method.save(model, tmp_path / "saved")
+    assert kind in ("model", "tensors", "adapter")
+    loaded = method.load_saved(tmp_path / "saved", ModelContext(str(tiny_model_dir), 2, PAD, torch.device("cpu")))
+    with torch.inference_mode():
+        after = loaded(**batch).logits
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-4)
+    assert method.extra_tokens() >= 0 and method.mergeable in (True, False, None)

@@ -88,7 +88,8 @@ def test_a_diverging_run_is_recorded_at_its_step_and_the_rest_go_on(tmp_path, ti
         os.umask(old)
     written = [*(tmp_path / "tweets").rglob("*.json"), *(tmp_path / "tweets").glob("comparison.*"),
                *(tmp_path / "tweets").rglob("*.png")]
-    assert len(written) == 2 + 2 + 2 and {stat.S_IMODE(f.stat().st_mode) for f in written} == {0o644}
+    # records, tables, plots (accuracy vs budget, vs cost, vs serving latency)
+    assert len(written) == 2 + 2 + 3 and {stat.S_IMODE(f.stat().st_mode) for f in written} == {0o644}
     recs = _records(tmp_path)
     assert recs["full:lr=1e30"]["status"] == "diverged"
     assert "training loss became non-finite at step" in recs["full:lr=1e30"]["error"]
@@ -100,7 +101,7 @@ def test_a_diverging_run_is_recorded_at_its_step_and_the_rest_go_on(tmp_path, ti
     table = (tmp_path / "tweets" / "comparison.md").read_text()
     # every seed of the row failed: the row stays, with dashes for numbers and the reason in its status
     assert re.search(r"\| full:lr=1e30 +\| – .*\| seed 0: diverged: training loss became non-finite", table)
-    assert len(list((tmp_path / "tweets" / "plots").glob("*.png"))) == 2
+    assert len(list((tmp_path / "tweets" / "plots").glob("*.png"))) == 3
     assert compare.main(_argv(tmp_path, tiny_model_dir, tweets_dir, "head")) == 0  # a re-run of the ok one alone
     assert "head seed 0: ok record exists" in capsys.readouterr().out  # said under --quiet too
 

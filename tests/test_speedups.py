@@ -13,7 +13,7 @@ from runners.batches import Collator, TokenizedSplit, shuffled_batches
 from runners.config import RunConfig
 from runners.errors import UserError
 from runners.models import load_tokenizer
-from runners.speedups import SPEEDUPS, loop_label, parse_ablate
+from runners.speedups import SPEEDUPS, loop_label, measurable, parse_ablate
 from runners.train import train
 
 CPU = torch.device("cpu")
@@ -47,6 +47,19 @@ def test_ablate_names():
     assert loop_label((), False) == ""
     assert loop_label(("sdpa",), True) == " [no sdpa, compiled]"
     assert loop_label(parse_ablate("all"), False) == " [unoptimized loop]"
+    # a record from before fused_gelu existed: its `--ablate all` named the others, and it ran gelu_new
+    assert loop_label(tuple(n for n in SPEEDUPS if n != "fused_gelu"), False) == " [unoptimized loop]"
+    assert loop_label(("bf16", "fused_gelu"), False) == " [no bf16+fused_gelu]"
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_measurable_speedups_on_the_cpu(native, monkeypatch):
+    from runners import environment as env
+
+    monkeypatch.setattr(env, "cpu_native_bf16", lambda: (native, "faked"))
+    names = measurable(CPU)
+    assert "pinned_memory" not in names and ("bf16" in names) is native and "fused_gelu" in names
+    assert measurable(torch.device("cuda")) == list(SPEEDUPS)
 
 
 def test_loop_fields_leave_earlier_run_ids_alone():
