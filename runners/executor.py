@@ -46,13 +46,16 @@ class Stopped(KeyboardInterrupt):
     """SIGINT or SIGTERM arrived. Raised wherever the main thread was, as Ctrl-C's KeyboardInterrupt is (and caught
     wherever that is), carrying which signal asked."""
 
-    def __init__(self, signum: int = signal.SIGINT):
-        super().__init__(signal.Signals(signum).name)
+    def __init__(self, signum: int = signal.SIGINT, reason: str | None = None):
+        super().__init__(reason or signal.Signals(signum).name)
         self.signum = int(signum)
+        self.reason = reason  # when no signal asked: why the runs were stopped (the command itself ended early)
         self.cancelled: list[Record] = []  # a pool's runs that were running when it came, each recorded
 
     @property
     def cause(self) -> str:
+        if self.reason:
+            return self.reason
         return "Ctrl-C" if self.signum == signal.SIGINT else signal.Signals(self.signum).name
 
     @property

@@ -142,7 +142,9 @@ class Dispatcher(BaseExecutor):
                         raise stop
                     yield record
         except BaseException as e:  # Stopped, the caller closing the iterator, a bug: nothing keeps running
-            stop = as_stopped(e) if isinstance(e, KeyboardInterrupt) else Stopped(signal.SIGTERM)
+            stop = as_stopped(e) if isinstance(e, KeyboardInterrupt) else Stopped(
+                signal.SIGTERM, "the command stopped early" if isinstance(e, GeneratorExit) else
+                f"the command failed: {type(e).__name__}: {e}")
             stop.cancelled += self._stop_all(stop)
             if stop is not e and isinstance(e, KeyboardInterrupt):
                 raise stop from None
@@ -174,7 +176,7 @@ class Dispatcher(BaseExecutor):
         return records
 
     def shutdown(self, wait: bool = True) -> None:
-        self._stop_all(Stopped(signal.SIGTERM))
+        self._stop_all(Stopped(signal.SIGTERM, "the command ended before this run"))
         super().shutdown(wait)
 
     def __exit__(self, exc_type, exc, tb) -> None:

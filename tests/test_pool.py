@@ -149,3 +149,13 @@ def test_a_table_whose_runs_had_different_per_run_resources_says_so():
                                                 "their timings do not compare")
     gpu = base.model_copy(update={"device": {"type": "cuda", "name": "NVIDIA H100"}})
     assert "device EPYC, NVIDIA H100; threads 2, unrecorded" in mixed_resources([alone, gpu])
+
+
+def test_the_sweep_estimate_schedules_the_longest_runs_first_on_the_free_slot():
+    from runners.sweep_estimate import makespan, sweep
+
+    assert makespan([2, 3, 4, 3], 2) == 6 and makespan([3, 3, 2, 2, 2], 1) == 12  # 4+2 and 3+3
+    assert makespan([5, 1, 1], 8) == 5  # a slot per run: the longest run is the wall time
+    runs = sweep({"a": (10.0, 2.0), "b": (20.0, 1.0)}, methods=3, rates=2, seeds=1, budgets=(1, 4), overhead=1.0)
+    # methods a, b, a; each budget's training scaled, the rest and the overhead paid once per run
+    assert sorted(runs) == sorted([13, 13, 43, 43, 22, 22, 82, 82, 13, 13, 43, 43])
