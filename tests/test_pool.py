@@ -2,6 +2,7 @@
 Ctrl-C stops every running run, which records itself cancelled; and the executor a command's flags ask for."""
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 import threading
@@ -149,6 +150,15 @@ def test_a_table_whose_runs_had_different_per_run_resources_says_so():
                                                 "their timings do not compare")
     gpu = base.model_copy(update={"device": {"type": "cuda", "name": "NVIDIA H100"}})
     assert "device EPYC, NVIDIA H100; threads 2, unrecorded" in mixed_resources([alone, gpu])
+    # precision: a row whose seeds computed in different dtypes is a mix; a [no bf16] row beside its twin is not
+    cpu = {"type": "cpu", "name": "EPYC", "threads": 2}
+    bf16, fp32 = (base.model_copy(update={"device": {**cpu, "compute_dtype": d}}) for d in ("bfloat16", "float32"))
+    off = fp32.model_copy(update={"config": dataclasses.replace(base.config, ablate=("bf16",))})
+    on = bf16.model_copy(update={"config": dataclasses.replace(base.config, ablate=())})
+    assert mixed_resources([on, off]) is None
+    assert mixed_resources([on, on.model_copy(update={"device": {**cpu, "compute_dtype": "float32"}})]) == (
+        f"note: these runs did not have the same resources ({base.config.method}: compute dtype bfloat16, float32): "
+        "their timings do not compare")
 
 
 def test_the_sweep_estimate_schedules_the_longest_runs_first_on_the_free_slot():
