@@ -4,8 +4,8 @@ peak memory and the ratios ours/peer. With `--ablate`, instead: what each speed-
 at a time, and torch.compile. With `--profile`: where a step's time goes, per method (torch.profiler).
 
 Each of our measurements is a run of `runners.worker` through the executor `runners.compare` uses (its own process,
-so its peak memory is its own), read from the run's record, kept in `<results>/runs/`; each peer runs in its own
-process too.
+so its peak memory is its own), read from the run's record, kept in `<results>/records/` (not `runs/`: they are no
+comparison for `runners.report`); each peer runs in its own process too.
 """
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--peak-tflops", type=float, help="CUDA: the GPU's datasheet bf16 peak, beside the measured one "
                                                      "(default: H100 SXM's 989)")
-    p.add_argument("--results", default="results/bench", help="folder for the tables, and the runs' records in runs/")
+    p.add_argument("--results", default="results/bench",
+                   help="folder for the tables, and the runs' records in records/")
     p.add_argument("--peer", help=argparse.SUPPRESS)  # the peer's own process: JOB.json in, its numbers out
     return p
 
@@ -208,7 +209,7 @@ def bench(args: argparse.Namespace, command: str) -> int:
     with Executor() as executor:
         def ours(spec: str, what: str, **loop) -> dict:
             cfg = RunConfig(method=spec, **settings, **loop)
-            job = {**plan.job_for(common, cfg, out / "runs"), "stages": ["train", "evaluate"]}  # no serve stage: its
+            job = {**plan.job_for(common, cfg, out / "records"), "stages": ["train", "evaluate"]}  # no serve stage: its
             # seconds would lengthen the bench and measure nothing it reports
             return _logged(what, args.samples, lambda: measure_ours(executor, job, device))
 
@@ -246,7 +247,7 @@ def _write(out: Path, stem: str, header: str, command: str, table: str, df: pd.D
     if df is not None:
         write_text_atomic(out / f"{stem}.csv", df.to_csv(index=False))
     print(f"\n{header}\n\n{table}\n\nWritten: {out / stem}.md" + (", .csv" if df is not None else "") +
-          (f"; our runs' records in {out / 'runs'}/" if df is not None else ""))
+          (f"; our runs' records in {out / 'records'}/" if df is not None else ""))
     return 0
 
 

@@ -114,14 +114,8 @@ def write_serving_plot(ok: dict[str, list[Record]], names: dict[str, str], faile
         ax.plot([p[0] for p in front], [p[1] for p in front], "k--", lw=1, label="Pareto front")
     _name_failed(ax, failed)
     device = next((r.serving.device_name for runs in ok.values() for r in runs if r.serving), "")
-    ax.set_xlabel(f"latency per request, batch 1 (ms, {device})")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("Accuracy against serving latency: mean over seeds, bars the 95% CI; ■ merged", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, path, f"latency per request, batch 1 (ms, {device})",
+                   "Accuracy against serving latency: mean over seeds, bars the 95% CI; ■ merged")
 
 
 def _err(center: float, s) -> list[list[float]] | None:
@@ -204,14 +198,8 @@ def write_budget_plot(by_budget: dict[str, list[Record]], path: Path) -> Path:
         ax.set_xscale("log")
     ax.set_xticks(x_all, budgets)
     ax.minorticks_off()
-    ax.set_xlabel(f"budget per run ({parsed[0].unit})")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("Test accuracy against budget: mean over seeds, band the 95% CI (within [0, 1])", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, path, f"budget per run ({parsed[0].unit})",
+                   "Test accuracy against budget: mean over seeds, band the 95% CI (within [0, 1])")
 
 
 def legend_name(label: str, runs: list[Record]) -> str:
@@ -239,6 +227,20 @@ def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, fl
             front.append((cost, acc, label))
             best = acc
     return front
+
+
+def _finish(fig, ax, path: Path, xlabel: str, title: str) -> Path:
+    """Label a one-panel plot of test accuracy, save it and close it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    import matplotlib.pyplot as plt  # imported where a plot is drawn, as everywhere in this module
+
+    plt.close(fig)
+    return path
 
 
 def _save(fig, path: Path) -> Path:

@@ -59,7 +59,7 @@ def test_bench_writes_ours_and_the_peers_against_the_measured_peaks(native, tmp_
     md = (out / "tweets-cpu.md").read_text()
     assert f"our loop's precision here: {bf16}" in md and "measured at the start of this run" in md
     assert "fp32 " in md and "bf16 " in md and "GFLOP/s" in md and "6·N + 12·n_layer·d·T̄" in md
-    records = {r["config"]["method"] + str(r["config"]["ablate"]): r for r in _records(out / "runs")}
+    records = {r["config"]["method"] + str(r["config"]["ablate"]): r for r in _records(out / "records")}
     full = records["full[]"]  # ours ran in the worker, which wrote its record
     assert full["status"] == "ok" and full["config"]["budget"] == "64samples"
     assert df["samples/s"].iloc[0] == full["measurements"]["samples_per_second"]
@@ -130,7 +130,7 @@ def test_ablation_measures_each_speedup_and_compile(tmp_path, tiny_model_dir, tw
     assert "pinned_memory changes nothing on this device, so not measured here" in \
         (out / "tweets-cpu-ablation.md").read_text()
     assert len(jobs) == len(df) and [j["config"]["ablate"] for j in jobs[1:8]] == [[n] for n in cpu_speedups]
-    records = {r["run_id"]: r for r in _records(out / "runs")}
+    records = {r["run_id"]: r for r in _records(out / "records")}
     measured = [records[j["run_id"]]["measurements"] for j in jobs]
     assert df["samples/s"].tolist() == [m["samples_per_second"] for m in measured]  # the table is the records'
     assert compiled["compile s"] == measured[-1]["compile_seconds"]
