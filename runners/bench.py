@@ -10,12 +10,8 @@ comparison for `runners.report`); each peer runs in its own process too.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shlex
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +23,7 @@ from runners import environment as env
 from runners import plan
 from runners.errors import UserError
 from runners.executor import ExitCode, Stopped, SubprocessExecutor, stop_on_signals
+from runners.peers import measure_peer
 from runners.records import write_text_atomic
 from runners.speedups import SPEEDUPS, measurable
 
@@ -68,7 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "(default: H100 SXM's 989)")
     p.add_argument("--results", default="results/bench",
                    help="folder for the tables, and the runs' records in records/")
-    p.add_argument("--peer", help=argparse.SUPPRESS)  # the peer's own process: JOB.json in, its numbers out
     return p
 
 
@@ -263,43 +259,6 @@ def measure_ours(executor, job: dict, device: torch.device) -> dict:
             "compute_dtype": SHORT_NAME[precision.dtype]}
 
 
-def measure_peer(job: dict) -> dict:
-    """A `Trainer` peer, in its own process so that its peak memory is its own: `Trainer` is another loop, so this
-    is the one measurement that does not run in the worker. Its numbers under the names of our records'."""
-    fd, path = tempfile.mkstemp(prefix="peft-lab-peer-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(job, f)
-    try:
-        proc = subprocess.run([sys.executable, "-m", "runners.bench", "--peer", path], capture_output=True, text=True)
-        if proc.returncode != 0:
-            return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
-        return json.loads(Path(path).read_text())
-    finally:
-        os.unlink(path)
-
-
-def run_peer(job: dict) -> dict:
-    """In the peer's process: `Trainer` in the peer's setup (runners.peers) for the job's samples."""
-    from transformers import set_seed
-    from transformers.utils import logging as hf_logging
-
-    from runners.batches import load_tokenized
-    from runners.peers import run_trainer
-
-    hf_logging.set_verbosity_error()
-    device = env.resolve_device(job["device"])
-    env.reset_peak_memory(device)
-    set_seed(0)  # before loading, as the worker does: the new head's initial weights
-    r = run_trainer(job["peer"], job["model_dir"], load_tokenized(job["tokens"])["train"], samples=job["samples"],
-                    num_labels=job["num_labels"], pad_id=job["pad_id"], max_length=job["max_length"], device=device,
-                    bf16=job.get("bf16", True))
-    return {"train_seconds": r["seconds"], "samples": r["samples"], "tokens": r["tokens"],
-            "samples_per_second": r["samples"] / r["seconds"], "tokens_per_second": r["tokens"] / r["seconds"],
-            "trainable_params": r["trainable"], "total_params": r["total"], "shapes": r["shapes"],
-            "peak_memory_mib": env.peak_memory(device)["peak_mib"], "batch_size": r["batch_size"],
-            "compute_dtype": r["compute_dtype"], "weights_dtype": r["dtype"]}
-
-
 def _logged(what: str, samples: int, measure) -> dict:
     print(f"{what}: measuring {samples} samples ...", flush=True)
     r = measure()
@@ -401,10 +360,6 @@ def _markdown(df: pd.DataFrame) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    if args.peer:
-        job = json.loads(Path(args.peer).read_text())
-        Path(args.peer).write_text(json.dumps(run_peer(job)))
-        return 0
     try:
         with stop_on_signals():  # SIGTERM too: the run in progress is recorded cancelled, as in runners.compare
             return bench(args, "python -m runners.bench " + shlex.join(argv))

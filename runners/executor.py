@@ -375,27 +375,3 @@ def visible_gpus(device: str | None = None) -> list[str]:
     names = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
     count = torch.cuda.device_count()
     return names[:count] if names else [str(i) for i in range(count)]
-
-
-def mixed_resources(records: Iterable[Record]) -> str | None:
-    """One line when the runs of one table did not each have the same resources (the device; on the CPU, the threads
-    each run had), or the seeds of one row did not compute in the same precision: their timings do not compare. None
-    when they did, or nothing says otherwise. Rows that differ in precision by design (`[no bf16]`) are not a mix."""
-    from runners.records import row_label
-
-    records = list(records)
-    fields = {"device": lambda d: d.get("name") or d.get("type"), "threads": lambda d: d.get("threads")}
-    seen: dict[str, set] = {k: set() for k in fields}
-    dtypes: dict[str, set] = {}
-    for record in records:
-        if record.device:
-            for key, read in fields.items():
-                seen[key].add(read(record.device))
-            dtypes.setdefault(row_label(record), set()).add(record.device.get("compute_dtype"))
-    parts = [f"{key} {', '.join(sorted('unrecorded' if v is None else str(v) for v in values))}"
-             for key, values in seen.items() if len(values) > 1]
-    parts += [f"{row}: compute dtype {', '.join(sorted('unrecorded' if v is None else v for v in values))}"
-              for row, values in dtypes.items() if len(values) > 1]
-    if not parts:
-        return None
-    return f"note: these runs did not have the same resources ({'; '.join(parts)}): their timings do not compare"

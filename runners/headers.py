@@ -1,7 +1,10 @@
 """The lines above each comparison table: what its numbers came from (model, data, classes, budget, device, command)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from runners.record import Record
+from runners.records import row_label
 
 
 def _fmt(value, fmt: str) -> str:
@@ -72,3 +75,23 @@ def _memory_kind(records: list[Record]) -> str:
     return " / ".join(names.get(k, k) for k in sorted(kinds)) or "–"
 
 
+def mixed_resources(records: Iterable[Record]) -> str | None:
+    """One line when the runs of one table did not each have the same resources (the device; on the CPU, the threads
+    each run had), or the seeds of one row did not compute in the same precision: their timings do not compare. None
+    when they did, or nothing says otherwise. Rows that differ in precision by design (`[no bf16]`) are not a mix."""
+    records = list(records)
+    fields = {"device": lambda d: d.get("name") or d.get("type"), "threads": lambda d: d.get("threads")}
+    seen: dict[str, set] = {k: set() for k in fields}
+    dtypes: dict[str, set] = {}
+    for record in records:
+        if record.device:
+            for key, read in fields.items():
+                seen[key].add(read(record.device))
+            dtypes.setdefault(row_label(record), set()).add(record.device.get("compute_dtype"))
+    parts = [f"{key} {', '.join(sorted('unrecorded' if v is None else str(v) for v in values))}"
+             for key, values in seen.items() if len(values) > 1]
+    parts += [f"{row}: compute dtype {', '.join(sorted('unrecorded' if v is None else v for v in values))}"
+              for row, values in dtypes.items() if len(values) > 1]
+    if not parts:
+        return None
+    return f"note: these runs did not have the same resources ({'; '.join(parts)}): their timings do not compare"

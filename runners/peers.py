@@ -1,9 +1,15 @@
 """The peers the benchmark measures our loop against: `transformers.Trainer` set up as the seed notebooks did,
 and set up as well as its options allow. Both train every weight of fp32 weights; each counts the real tokens it
-trains on and the padded shape of each batch (for the FLOPs it computed)."""
+trains on and the padded shape of each batch (for the FLOPs it computed). Each runs in a process of its own
+(`measure_peer` starts `python -m runners.peers JOB.json`), so that its peak memory is its own."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import torch
 
@@ -83,3 +89,44 @@ def run_trainer(peer: str, model_dir: str, split: TokenizedSplit, *, samples: in
             "batch_size": setup["batch_size"], "trainable": trainable, "total": total, "shapes": shapes,
             "compute_dtype": "bfloat16" if autocast else "float32",
             "dtype": str(next(model.parameters()).dtype).removeprefix("torch.")}
+
+
+def measure_peer(job: dict) -> dict:
+    """A `Trainer` peer, in its own process so that its peak memory is its own: `Trainer` is another loop, so this
+    is the one measurement that does not run in the worker. Its numbers under the names of our records'."""
+    fd, path = tempfile.mkstemp(prefix="peft-lab-peer-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(job, f)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "runners.peers", path], capture_output=True, text=True)
+        if proc.returncode != 0:
+            return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+        return json.loads(Path(path).read_text())
+    finally:
+        os.unlink(path)
+
+
+def run_peer(job: dict) -> dict:
+    """In the peer's process: `Trainer` in the peer's setup for the job's samples."""
+    from transformers import set_seed
+    from transformers.utils import logging as hf_logging
+
+    from runners.batches import load_tokenized
+
+    hf_logging.set_verbosity_error()
+    device = env.resolve_device(job["device"])
+    env.reset_peak_memory(device)
+    set_seed(0)  # before loading, as the worker does: the new head's initial weights
+    r = run_trainer(job["peer"], job["model_dir"], load_tokenized(job["tokens"])["train"], samples=job["samples"],
+                    num_labels=job["num_labels"], pad_id=job["pad_id"], max_length=job["max_length"], device=device,
+                    bf16=job.get("bf16", True))
+    return {"train_seconds": r["seconds"], "samples": r["samples"], "tokens": r["tokens"],
+            "samples_per_second": r["samples"] / r["seconds"], "tokens_per_second": r["tokens"] / r["seconds"],
+            "trainable_params": r["trainable"], "total_params": r["total"], "shapes": r["shapes"],
+            "peak_memory_mib": env.peak_memory(device)["peak_mib"], "batch_size": r["batch_size"],
+            "compute_dtype": r["compute_dtype"], "weights_dtype": r["dtype"]}
+
+
+if __name__ == "__main__":  # the peer's own process (measure_peer): JOB.json in, its numbers written back into it
+    job_path = Path(sys.argv[1])
+    job_path.write_text(json.dumps(run_peer(json.loads(job_path.read_text()))))

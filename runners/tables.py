@@ -16,8 +16,7 @@ from tabulate import tabulate
 
 from runners.budget import Budget
 from runners.budgets import across_budgets
-from runners.executor import mixed_resources
-from runners.headers import header
+from runners.headers import header, mixed_resources
 from runners.plots import UNIT_KEYS, write_plots
 from runners.record import Record
 from runners.records import load_records, row_label, write_text_atomic

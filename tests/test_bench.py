@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from runners import bench, compare, worker
+from runners import bench, compare, peers, worker
 from runners import environment as env
 from runners.executor import InProcessExecutor
 
@@ -29,7 +29,7 @@ def test_bench_writes_ours_and_the_peers_against_the_measured_peaks(native, tmp_
     """Every row's MFU against the measured peak of its precision, the peers' ratios with their precision named, our
     bf16 rows against their fp32 twins. In this process (ours and the peers), so that the faked CPU holds."""
     monkeypatch.setattr(bench, "Executor", InProcessExecutor)
-    monkeypatch.setattr(bench, "measure_peer", bench.run_peer)
+    monkeypatch.setattr(bench, "measure_peer", peers.run_peer)
     monkeypatch.setattr(bench, "PEAK_SIZES", {"cpu": (64, 128)})
     out = tmp_path / "bench"
     assert bench.main(["--model", str(tiny_model_dir), "--data-dir", str(tweets_dir), "--samples", "64",

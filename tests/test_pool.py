@@ -20,9 +20,9 @@ from runners.executor import (
     Stopped,
     SubprocessExecutor,
     make_executor,
-    mixed_resources,
     stop_on_signals,
 )
+from runners.headers import mixed_resources
 from runners.plan import Entry, make_plan
 from runners.pool import LocalPool
 from runners.records import read_record, runs_dir
