@@ -15,7 +15,7 @@ from runners.budget import Budget
 from runners.config import stable_hash
 from runners.record import Record
 from runners.records import row_label
-from runners.stats import T_CI, mean_ci
+from runners.stats import LOGIT_CI, mean_ci
 from runners.verdict import accuracy_group
 
 
@@ -53,7 +53,7 @@ def across_budgets(groups: list[list[Record]], plots: Path) -> dict[str, str]:
             cells = [label]
             for b in budgets:
                 runs = [r for r in by_budget[b] if row_label(r) == label and r.ok]
-                s = mean_ci([r.metrics.accuracy for r in runs])
+                s = mean_ci([r.metrics.accuracy for r in runs], share=True)
                 text = "–" if s.mean is None else f"{s.mean:.4f}" + (
                     f" [{s.lo:.3f}, {s.hi:.3f}]" if s.lo is not None else "")
                 lr = runs[0].config.lr if runs and runs[0].config.tune_lr else None
@@ -67,7 +67,7 @@ def across_budgets(groups: list[list[Record]], plots: Path) -> dict[str, str]:
         ids = ", ".join(rs[0].experiment_id for rs in by_budget.values())
         sections[fid] = (
             f"## Across budgets ({', '.join(budgets)})\n\nExperiments {ids}: the same comparison at each budget. "
-            f"{ranking_sentence(tops)}\n\n{table}\n\n- **Cells:** test accuracy, mean [{T_CI}] over seeds; bold: "
+            f"{ranking_sentence(tops)}\n\n{table}\n\n- **Cells:** test accuracy, mean [{LOGIT_CI}] over seeds; bold: "
             f"that budget's top group (the test under its own table)\n\n"
             f"![accuracy_vs_budget](plots/{path.name})\n")
     return sections
@@ -77,6 +77,10 @@ def ranking_sentence(tops: dict) -> str:
     """Where the ranking changes: each budget's best method and top group, generated from the tests."""
     parts = []
     for budget, group in tops.items():
+        if group.best is None:
+            parts.append(f"at {budget}, no method beats "
+                         f"{group.reference.name if group.reference else 'the others'}")
+            continue
         members = sorted(group.members, key=lambda m: m != group.best)
         said = group.best if len(members) == 1 else f"{group.best} (top group: {', '.join(members)})"
         parts.append(f"at {budget}, {said}")

@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -291,11 +290,21 @@ def worker_command() -> list[str]:
     return [sys.executable, "-m", "runners.worker"]
 
 
+def job_path(job: dict) -> Path:
+    """Where a run's job file goes: beside its record, named by its run id (`.RUN_ID.job.json`). Only the command
+    holding the run's claim writes it, and it is removed when the run ends; a command killed outright (kill -9)
+    leaves it, and the next command that runs the same run (the same command again) replaces and removes it,
+    rather than leaving it in the system's temporary folder for ever."""
+    return Path(job["record_path"]).with_name(f".{job['run_id']}.job.json")
+
+
 def write_job(job: dict) -> Path:
-    fd, path = tempfile.mkstemp(prefix="peft-lab-job-", suffix=".json")  # private (0600): it is ours alone
+    path = job_path(job)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # private: it is this command's alone
     with os.fdopen(fd, "w") as f:
         json.dump(job, f)
-    return Path(path)
+    return path
 
 
 def child_env() -> dict[str, str]:

@@ -1,6 +1,7 @@
 """The lines above each comparison table: what its numbers came from (model, data, classes, budget, device, command)."""
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 from runners.record import Record
@@ -34,9 +35,18 @@ def header(records: list[Record]) -> str:
         f"- **Majority-class baseline** (test accuracy of always predicting train's most common label): "
         f"{_fmt(baseline, '{:.4f}')}",
         f"- **Peak memory** is {_memory_kind(records)}",
-        f"- **Command:** `{last.command}`",
+        _commands(records),
     ]
     return "\n".join(lines)
+
+
+def _commands(records: list[Record]) -> str:
+    """Every command whose runs are in the table, in the order they first wrote one (a resumed or widened
+    comparison, or two commands sharing a results folder, each ran some of its runs)."""
+    commands = list(dict.fromkeys(r.command for r in sorted(records, key=lambda r: r.timestamp or "")))
+    if len(commands) == 1:
+        return f"- **Command:** `{commands[0]}`"
+    return f"- **Commands** ({len(commands)}, whose runs are in this table): " + "; ".join(f"`{c}`" for c in commands)
 
 
 def _rates(cfg) -> str:
@@ -55,7 +65,11 @@ def _loop(records: list[Record]) -> str:
     if loop < 2:
         return ("revision 1 (fp32 on the CPU, bf16 autocast on CUDA; GPT-2's gelu_new): before bf16 on CPUs and the "
                 "fused GELU")
-    return f"revision {loop}; computed in {' / '.join(dtypes) or '–'} (weights and optimizer state fp32)"
+    if not dtypes:  # no run got far enough to record its device: say what became of them instead
+        ended = ", ".join(f"{n} {status}" for status, n in
+                          Counter(r.status.value for r in records).most_common())
+        return f"revision {loop}; no run of this table got as far as recording what it computed in ({ended})"
+    return f"revision {loop}; computed in {' / '.join(dtypes)} (weights and optimizer state fp32)"
 
 
 def _classes(data: dict) -> str:

@@ -61,7 +61,7 @@ def write_plots(records: list[Record], out: Path, prefix: str = "", trials: list
         points = []
         for label in drawn:
             cost = mean_ci([getattr(r.measurements, metric) for r in ok[label]], positive=True)
-            acc = mean_ci([r.metrics.accuracy for r in ok[label]])
+            acc = mean_ci([r.metrics.accuracy for r in ok[label]], share=True)
             points.append((cost.center, acc.mean, label))
             ax.errorbar(cost.center, acc.mean, xerr=_err(cost.center, cost), yerr=_err(acc.mean, acc), fmt="o",
                         capsize=3)
@@ -100,7 +100,7 @@ def write_serving_plot(ok: dict[str, list[Record]], names: dict[str, str], faile
         if not served:
             continue
         latency = mean_ci([r.serving.latency_ms for r in served], positive=True)
-        acc = mean_ci([r.metrics.accuracy for r in served])
+        acc = mean_ci([r.metrics.accuracy for r in served], share=True)
         points.append((latency.center, acc.mean, label))
         merged = served[0].serving.deployed == "merged"
         extra = served[0].serving.extra_tokens
@@ -151,11 +151,14 @@ def write_lr_plot(records: list[Record], trials: list[Record], path: Path) -> Pa
             ax.plot(bad, [min(mean)] * len(bad), ls="none", marker="x", color=line.get_color())
         if c.lr is not None:
             ax.plot([c.lr], [c.score], marker="*", markersize=16, color=line.get_color(), markeredgecolor="k")
+        if c.noise:  # the tie band: rates scoring inside it tie with the best (runners.tune's tie rule)
+            top = c.scores[c.best]
+            ax.axhspan(top - c.noise, top, color=line.get_color(), alpha=0.08)
     ax.set_xscale("log")
     ax.set_xlabel("peak learning rate")
     ax.set_ylabel(f"validation {cfg.select_on} at the end of the budget")
-    ax.set_title(f"Learning-rate search ({cfg.budget} per trial; ★ chosen, × a trial that did not end ok)",
-                 fontsize=10)
+    ax.set_title(f"Learning-rate search ({cfg.budget} per trial; ★ chosen, × a trial that did not end ok;\n"
+                 f"band: one standard error of validation noise below the best, the rates in it tie)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     _save(fig, path)
@@ -179,7 +182,7 @@ def write_budget_plot(by_budget: dict[str, list[Record]], path: Path) -> Path:
     for label in labels:
         xs, ys, los, his = [], [], [], []
         for x, b in zip(x_all, budgets):
-            s = mean_ci([r.metrics.accuracy for r in by_budget[b] if row_label(r) == label and r.ok])
+            s = mean_ci([r.metrics.accuracy for r in by_budget[b] if row_label(r) == label and r.ok], share=True)
             if s.mean is None:
                 continue
             xs.append(x)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from runners.config import RunConfig
 from runners.errors import UserError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]  # a real number: never NaN, inf or a string
 Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)]
 Count = Annotated[int, Field(ge=0, strict=True)]
@@ -46,6 +46,10 @@ class MethodInfo(_Part):
     name: str | None = None
     summary: str | None = None
     params: dict[str, Any] | None = None  # the resolved hyperparameters
+    # With --tune-lr: the learning-rate range the search searches for this spec, and who set it (the method's
+    # declaration, the spec's :lr_range=, --lr-range, or the default a decade either side of the default rate)
+    lr_range: tuple[Finite, Finite] | None = None
+    lr_range_source: Literal["method", "spec", "--lr-range", "default"] | None = None
 
 
 class Metrics(_Part):
@@ -278,7 +282,13 @@ def _v3_to_v4(data: dict) -> dict:
     return data
 
 
-MIGRATIONS = [_v1_to_v2, _v2_to_v3, _v3_to_v4]  # MIGRATIONS[k] turns version k + 1 into k + 2
+def _v4_to_v5(data: dict) -> dict:
+    """Version 5 added the learning-rate range a tuned run's search searched (`method.lr_range`, with its source),
+    which a version-4 run did not record (its absence says so; the tables then read the declared range)."""
+    return {**data, "schema": 5}
+
+
+MIGRATIONS = [_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5]  # MIGRATIONS[k] turns version k + 1 into k + 2
 
 
 def read(path: Path, warn=None) -> Record | None:

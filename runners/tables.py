@@ -18,10 +18,11 @@ from runners.budget import Budget
 from runners.budgets import across_budgets
 from runners.headers import header, mixed_resources
 from runners.plots import UNIT_KEYS, write_plots
+from runners.ranking import UNDETERMINED, TopGroup
 from runners.record import Record
 from runners.records import load_records, row_label, write_text_atomic
 from runners.scores import AUC_NOTE, ECE_NOTE
-from runners.stats import LOG_CI, T_CI, TopGroup, mean_ci, reach_interval, reach_summary
+from runners.stats import LOG_CI, LOGIT_CI, mean_ci, reach_interval, reach_summary
 from runners.tune import choose, search_frame, search_note
 from runners.verdict import accuracy_group, sentences
 
@@ -35,6 +36,7 @@ class Column:
     better: str
     fmt: str
     positive: bool = False
+    share: bool = False  # a number in [0, 1] (accuracy, F1, AUC, ECE): its interval is taken on the logit scale
 
 
 def _at(path: tuple[str, ...]) -> Callable[[Record], float | None]:
@@ -46,11 +48,11 @@ def _at(path: tuple[str, ...]) -> Callable[[Record], float | None]:
 
 
 STATIC = {
-    "test acc": Column(_at(("metrics", "accuracy")), "↑", "{:.4f}"),
-    "macro-F1": Column(_at(("metrics", "macro_f1")), "↑", "{:.4f}"),
-    "weighted-F1": Column(_at(("metrics", "weighted_f1")), "↑", "{:.4f}"),
-    "AUC": Column(_at(("metrics", "auc_macro")), "↑", "{:.4f}"),
-    "ECE": Column(_at(("metrics", "ece")), "↓", "{:.4f}"),
+    "test acc": Column(_at(("metrics", "accuracy")), "↑", "{:.4f}", share=True),
+    "macro-F1": Column(_at(("metrics", "macro_f1")), "↑", "{:.4f}", share=True),
+    "weighted-F1": Column(_at(("metrics", "weighted_f1")), "↑", "{:.4f}", share=True),
+    "AUC": Column(_at(("metrics", "auc_macro")), "↑", "{:.4f}", share=True),
+    "ECE": Column(_at(("metrics", "ece")), "↓", "{:.4f}", share=True),
     "peak mem (MiB)": Column(_at(("measurements", "peak_memory_mib")), "↓", "{:,.0f}", positive=True),
     "train time (s)": Column(_at(("measurements", "train_seconds")), "↓", "{:.1f}", positive=True),
     "samples/s": Column(_at(("measurements", "samples_per_second")), "↑", "{:.1f}", positive=True),
@@ -67,6 +69,7 @@ OPTIONAL = ("weighted-F1", "AUC", "ECE", "artifact (KiB)", "latency b1 (ms)", "t
             "device-hours", "cost (USD)")
 SERVING_TEXT = ("mergeable", "extra tokens")  # text cells from the first ok seed's serving part
 RANK_BY = "test acc"
+VS_MAJORITY = "beats majority"
 TO_TARGET = "budget to target"
 
 
@@ -102,7 +105,7 @@ def columns(records: list[Record]) -> dict[str, Column]:
     marks = sorted(set(cfg.checkpoints) | {1.0})
     for f, later in zip(marks[:-1], marks[1:]):  # the last checkpoint is the end: its test accuracy is shown
         cols[f"{'test' if 'test' in key else 'val'} acc @{_share(f)}"] = Column(
-            lambda r, f=f, later=later: _curve_value(r, f, key, later), "↑", "{:.3f}")
+            lambda r, f=f, later=later: _curve_value(r, f, key, later), "↑", "{:.3f}", share=True)
     return cols
 
 
@@ -134,7 +137,7 @@ def summarize(records: list[Record], target: float | None = None, group: TopGrou
             row["micro-batch"] = m.micro_batch
         for name, col in cols.items():
             values = [v for v in (col.get(r) for r in ok) if v is not None]
-            s = mean_ci(values, positive=col.positive)
+            s = mean_ci(values, positive=col.positive, share=col.share)
             row.update({name: s.mean, f"{name} center": s.center, f"{name} sd": s.sd, f"{name} ci_lo": s.lo,
                         f"{name} ci_hi": s.hi, f"{name} values": ";".join(f"{v:.6g}" for v in values)})
         if ok and ok[0].serving is not None:
@@ -147,13 +150,21 @@ def summarize(records: list[Record], target: float | None = None, group: TopGrou
                         f"{TO_TARGET} runs": reach.runs})
         if runs[0].config.tune_lr is not None and runs[0].method.kind == "method":
             choice = choose(label, trials, runs[0].config.select_on)
-            row.update({"lr": choice.lr, "lr edge": choice.edge or "", "search trials": choice.trials,
+            row.update({"lr": choice.lr, "lr edge": choice.edge or "", "lr outside range": choice.outside,
+                        "lr range": "" if choice.range is None else f"{choice.range[0]:g}..{choice.range[1]:g}",
+                        "lr range source": choice.range_source or "",
+                        "lr tied": ";".join(f"{x:g}" for x in choice.tied), "lr rule": "highest score (before the "
+                        "tie rule)" if choice.earlier_rule else "one standard error", "search trials": choice.trials,
                         "search seconds": choice.seconds, "search flops": choice.flops,
                         "search failures": "; ".join(choice.failures)})
         comparison = group.comparisons.get(label)
         row.update({"top group": label in group.members,
                     "p vs best": comparison.p if comparison else None,
                     "p vs best (Holm)": comparison.p_adjusted if comparison else None})
+        if group.reference is not None and label in group.against_reference:
+            vs = group.against_reference[label]
+            row.update({VS_MAJORITY: "yes" if vs.above else UNDETERMINED if vs.test == UNDETERMINED else "no",
+                        "p vs majority": vs.p, "p vs majority (Holm)": vs.p_adjusted})
         rows.append(row)
     df = pd.DataFrame(rows)
     df = df.sort_values(RANK_BY, ascending=False, na_position="last", kind="stable").reset_index(drop=True)
@@ -161,7 +172,7 @@ def summarize(records: list[Record], target: float | None = None, group: TopGrou
 
 
 def to_markdown(df: pd.DataFrame, cols: dict[str, Column], batch_size: int | None = None,
-                unit_fmt: str = "{:,.0f}") -> str:
+                unit_fmt: str = "{:,.0f}", majority: str = "always predicting the majority class") -> str:
     micro = df["micro-batch"].dropna() if "micro-batch" in df else pd.Series(dtype=float)
     show_micro = batch_size is not None and (micro != batch_size).any()
     show_target = TO_TARGET in df
@@ -174,6 +185,9 @@ def to_markdown(df: pd.DataFrame, cols: dict[str, Column], batch_size: int | Non
     headers += ["search cost"] if tuned else []
     show_status = (df["status"] != "ok").any()
     methods = df[df["kind"] == "method"] if "kind" in df else df
+    # said in each row only where some method does not beat the majority class (the footer says that all do)
+    show_vs = VS_MAJORITY in df and (methods[VS_MAJORITY].fillna("yes") != "yes").any()
+    headers += ["vs majority class"] if show_vs else []
     bold = bool(methods["top group"].any()) and not methods["top group"].all()  # all tied: nothing stands out
     body = []
     for _, row in df.iterrows():
@@ -188,6 +202,7 @@ def to_markdown(df: pd.DataFrame, cols: dict[str, Column], batch_size: int | Non
         if show_target:
             cells.append(_reach_cell(row, unit_fmt))
         cells += search[1:]
+        cells += [_vs_cell(row, majority)] if show_vs else []
         extra = ([_fmt(row.get("micro-batch"), "{:.0f}")] if show_micro else []) + (
             [_status_cell(row["status"])] if show_status else [])
         body.append(cells + extra)
@@ -195,14 +210,29 @@ def to_markdown(df: pd.DataFrame, cols: dict[str, Column], batch_size: int | Non
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
 
 
+def _vs_cell(row: pd.Series, majority: str) -> str:
+    """Whether the row beats always predicting the majority class, by the tests under the table."""
+    said = row.get(VS_MAJORITY)
+    if not isinstance(said, str):
+        return "–"
+    p = "" if pd.isna(row.get("p vs majority (Holm)")) else f" (p {row['p vs majority (Holm)']:.2g})"
+    return {"yes": f"above{p}", "no": f"no better than {majority}{p}"}.get(said, said)
+
+
 def _search_cells(row: pd.Series) -> list[str]:
-    """The chosen rate (⚠ where it is the lowest or highest tried: the optimum may lie beyond) and what the search
+    """The chosen rate (⚠ where it is the lowest or highest tried: the optimum may lie beyond; where it is outside
+    the range searched; where that range is the default of a method that declares none) and what the search
     spent: trials × the budget, their measured seconds (training, evaluation, compilation) and training FLOPs."""
     if pd.isna(row.get("search trials")):
         return ["–", "–"]
     lr = "none" if pd.isna(row.get("lr")) else f"{row['lr']:.3g}"
-    edge = f" ⚠ {row['lr edge']} end" if row.get("lr edge") else ""
-    return [lr + edge, f"{int(row['search trials'])} × budget, {row['search seconds']:,.0f} s, "
+    flags = [f"{row['lr edge']} end" if row.get("lr edge") else "",
+             f"outside {row['lr range']}" if row.get("lr outside range") is True else "",
+             "default range" if row.get("lr range source") == "default" else ""]
+    flags = [f for f in flags if f]
+    lr += "†" if str(row.get("lr rule", "")).startswith("highest") else ""
+    lr += f" ⚠ {', '.join(flags)}" if flags else ""
+    return [lr, f"{int(row['search trials'])} × budget, {row['search seconds']:,.0f} s, "
                        f"{row['search flops']:.3g} FLOPs"]
 
 
@@ -254,9 +284,9 @@ def render(records: list[Record], target: float | None, trials: list[Record] = (
     cfg = records[-1].config
     unit = UNIT_KEYS[Budget.parse(cfg.budget).unit]
     verdict = " ".join(sentences(records, group))
-    notes = [f"- **Cells:** mean ± sd [{T_CI}] over seeds; time, memory, samples/s, serving and cost: geometric mean "
-             f"[{LOG_CI}]; one value where there is one seed",
-             f"- {group.footer}" if group.best else
+    notes = [f"- **Cells:** mean ± sd [{LOGIT_CI}] over seeds; time, memory, samples/s, serving and cost: geometric "
+             f"mean [{LOG_CI}]; one value where there is one seed",
+             f"- {group.footer}" if group.best or group.reference else
              "- Top group: none (fewer than two fine-tuning rows ended ok: nothing to test)"]
     if any(n in cols for n in OPTIONAL):
         notes.append(f"- **Scores from probabilities:** {AUC_NOTE}; {ECE_NOTE}")
@@ -272,10 +302,15 @@ def render(records: list[Record], target: float | None, trials: list[Record] = (
         notes.append(f"- **{resources}**")
     if cfg.tune_lr is not None:
         notes.append(f"- **Tuned lr:** {search_note(cfg)}; ⚠ marks a rate at the low or high end of those tried "
-                     f"(the best may lie beyond). *Search cost*: trials × this budget, with the seconds (training, "
-                     f"evaluation, compilation) and training FLOPs they measured")
+                     f"(the best may lie beyond), one outside the range searched, and a range that is the default "
+                     f"(the method declares none)" + ("; rates marked † were chosen by the rule before the tie rule "
+                     "(the highest mean score, ties to the lower rate), as their trials were recorded before it"
+                     if (df.get("lr rule") == "highest score (before the tie rule)").any() else "") +
+                     ". *Search cost*: trials × this budget, with the seconds (training, "
+                     "evaluation, compilation) and training FLOPs they measured")
     fmt = {"flops": "{:.3g}", "seconds": "{:.1f}"}.get(unit, "{:,.0f}")
-    text = (f"{header(records)}\n\n**Verdict:** {verdict}\n\n{to_markdown(df, cols, cfg.batch_size, fmt)}\n\n"
+    majority = group.reference.name if group.reference else "always predicting the majority class"
+    text = (f"{header(records)}\n\n**Verdict:** {verdict}\n\n{to_markdown(df, cols, cfg.batch_size, fmt, majority)}\n\n"
             + "\n".join(notes) + "\n")
     return text, df
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from methods import Method, ModelContext, load_plugin, parse_spec
-from runners import baseline_stage, flops, memory, serving, stages  # noqa: F401 (baseline_stage, serving: stages)
+from runners import baseline_stage, flops, memory, serving, stages, tune  # noqa: F401 (baseline_stage, serving: stages)
 from runners import environment as env
 from runners.batches import Collator, load_tokenized
 from runners.config import RunConfig
@@ -64,6 +64,7 @@ def train_stage(ctx: Context) -> dict:
     cfg, job = ctx.cfg, ctx.job
     spec = parse_spec(cfg.method)
     method = spec.method
+    searched = tune.searched_range(spec.label, method, cfg) if cfg.tune_lr is not None else None  # default rate's
     if cfg.lr is not None:  # --lr overrides the method's default only when given
         method.params = dataclasses.replace(method.params, lr=cfg.lr)
     set_seed(cfg.seed)  # before loading: the new head's initial weights come from this seed
@@ -80,7 +81,8 @@ def train_stage(ctx: Context) -> dict:
     ctx.method, ctx.model_context, ctx.model, ctx.trained = method, mctx, model, result
     spent = result.spent
     return {
-        "method": {"label": spec.label, "name": method.name, "summary": method.summary, "params": method.describe()},
+        "method": {"label": spec.label, "name": method.name, "summary": method.summary, "params": method.describe(),
+                   **({"lr_range": searched[:2], "lr_range_source": searched[2]} if searched else {})},
         "curve": result.curve,
         "measurements": {
             "train_seconds": spent.seconds,

@@ -8,6 +8,7 @@ import re
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,27 @@ def test_a_child_that_dies_before_writing_gets_a_failed_record(tmp_path, death, 
     assert record == parse(path.read_text())
     assert record.status is Status.FAILED and f"run process died {says} before writing its record" in record.error
     assert (record.config.method, record.seed, record.run_id) == ("full", 0, "x-s0-abc")
+
+
+def test_a_job_file_left_by_a_killed_command_is_cleaned_by_the_next_run_of_it(tmp_path):
+    """kill -9 of the command leaves its run's job file (nothing can remove it then): beside the record, not in
+    /tmp, where the same command, run again, replaces it and removes it when the run ends."""
+    path = tmp_path / "runs" / "x-s0-abc.json"
+    job = {**JOB, "record_path": str(path)}
+    script = ("import json, sys; from runners.executor import SubprocessExecutor; "
+              "SubprocessExecutor(command=[sys.executable, '-c', 'import time; time.sleep(60)']).run("
+              f"json.loads({json.dumps(json.dumps(job))}))")
+    parent = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    job_file = path.with_name(".x-s0-abc.job.json")
+    deadline = time.monotonic() + 30
+    while not job_file.exists() and parent.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job_file.exists() and stat.S_IMODE(job_file.stat().st_mode) == 0o600
+    os.killpg(parent.pid, 9)  # the command and its run, as kill -9 of a process group does
+    parent.wait()
+    assert job_file.exists()  # nothing could remove it
+    record = SubprocessExecutor(command=[sys.executable, "-c", "raise SystemExit(1)"]).run(job)  # the same run again
+    assert record.status is Status.FAILED and not job_file.exists()
 
 
 def test_a_run_that_raises_records_failed_with_the_error(tmp_path, tiny_model_dir):

@@ -53,7 +53,8 @@ def test_a_signal_cancels_the_current_run_keeps_the_finished_and_resumes(tmp_pat
         assert chunk, seen.decode(errors="replace")[-2000:]
         seen += chunk
     [worker] = [c for c in psutil.Process(proc.pid).children() if "runners.worker" in _cmdline(c)]
-    assert list(temp.glob("peft-lab-job-*.json"))  # the job file, while the run trains
+    runs = results / "tweets" / "runs"
+    assert list(runs.glob(".full-s0-*.job.json"))  # the job file, beside the run's record, while it trains
     time.sleep(1)  # the second run's progress bar is up: it is training; now stop it
     if to_group:
         os.killpg(proc.pid, signum)
@@ -68,7 +69,7 @@ def test_a_signal_cancels_the_current_run_keeps_the_finished_and_resumes(tmp_pat
     table = (results / "tweets" / "comparison.md").read_text()
     assert "| head " in table and f"| seed 0: cancelled: interrupted ({cause})" in table
     assert f"interrupted ({cause}): finished runs are kept".encode() in out
-    assert not list(results.rglob("*.tmp")) and not list(temp.glob("peft-lab-job-*"))
+    assert not list(results.rglob("*.tmp")) and not list(runs.glob(".*.job.json")) and not list(temp.iterdir())
     if not to_group:
         return
     head_written = recs["head"]["timestamp"]

@@ -39,16 +39,20 @@ def _with(record, seed, accuracy, seconds):
 
 
 def test_the_top_group_is_bold_where_overlapping_intervals_would_call_a_tie():
-    """b trails a by 0.01 on every seed: the paired test separates them, though their CIs overlap widely; c is
-    within noise of a, so it stays in the top group."""
+    """b trails a by 0.010-0.014 on every seed: the paired test separates them, though their CIs overlap widely;
+    c is within noise of a, so it stays in the top group."""
     from runners.tables import summarize, to_markdown
 
     curve = [(0.5, 4, 0.5), (1.0, 8, 0.6)]
     base = {m: _record(m, curve, checkpoints=(0.5, 1.0)) for m in "abc"}
-    accs = {"a": [0.60, 0.70, 0.80], "b": [0.59, 0.69, 0.79], "c": [0.62, 0.66, 0.80]}
+    accs = {"a": [0.60, 0.70, 0.80], "b": [0.590, 0.688, 0.786], "c": [0.62, 0.66, 0.80]}
     records = [_with(base[m], seed, acc, 10.0 + seed) for m in "abc" for seed, acc in enumerate(accs[m])]
+    # each clearly above always predicting the majority class (0.2 here), so every row is a candidate
+    records = [r.model_copy(update={"metrics": r.metrics.model_copy(update={"majority_baseline": 0.2})})
+               for r in records]
     df, cols = summarize(records)
     row = df.set_index("method")
+    assert set(row["beats majority"]) == {"yes"}
     assert row.at["b", "test acc ci_hi"] > row.at["a", "test acc ci_lo"]  # overlapping CIs: the old rule ties
     assert bool(row.at["a", "top group"]) and bool(row.at["c", "top group"]) and not row.at["b", "top group"]
     assert row.at["b", "p vs best (Holm)"] < 0.05
@@ -94,3 +98,28 @@ def test_the_budget_to_target_column_has_one_name_whatever_the_target(tmp_path):
     df = pd.read_csv(tmp_path / "d" / "comparison.csv")
     assert "budget to target" in df and sorted(df["target val acc"].round(3)) == [0.57, 0.855]
     assert set(df["budget unit"]) == {"steps"}
+
+
+def test_the_header_names_every_command_whose_runs_are_in_the_table():
+    from runners.headers import header
+
+    a = _record("a", [(1.0, 8, 0.6)], checkpoints=(1.0,)).model_copy(update={"command": "first", "timestamp": "1"})
+    b = _record("b", [(1.0, 8, 0.6)], checkpoints=(1.0,)).model_copy(update={"command": "second", "timestamp": "2"})
+    assert "- **Command:** `first`" in header([a, a])
+    assert "- **Commands** (2, whose runs are in this table): `first`; `second`" in header([b, a])
+
+
+def test_a_table_of_only_cancelled_runs_says_what_became_of_them():
+    import dataclasses
+
+    from runners.headers import header
+    from runners.record import Status
+
+    base = _record("a", [(1.0, 8, 0.6)], checkpoints=(1.0,))
+    cancelled = base.model_copy(update={
+        "config": dataclasses.replace(base.config, loop=2), "status": Status.CANCELLED, "error": "interrupted",
+        "metrics": None, "measurements": None, "device": None, "curve": [], "predictions": None})
+    failed = cancelled.model_copy(update={"status": Status.FAILED})
+    line = next(x for x in header([cancelled, cancelled, failed]).splitlines() if x.startswith("- **Loop:**"))
+    assert line == ("- **Loop:** revision 2; no run of this table got as far as recording what it computed in "
+                    "(2 cancelled, 1 failed)")

@@ -8,6 +8,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from runners import compare, record, tune
@@ -25,10 +26,16 @@ BASE = _base()
 
 
 def trial_dict(label="lora", lr=1e-3, seed=1000, accuracy=0.5, macro_f1=None, status="ok", search=True,
-               tune_lr=3, select_on="accuracy", ablate=(), budget="4000samples", experiment="e") -> dict:
+               tune_lr=3, select_on="accuracy", ablate=(), budget="4000samples", experiment="e", searched=None,
+               validation_rows=None) -> dict:
     """A search trial's record (or, with search=False, a reported run's) as a dict: ok ones scored `accuracy`
-    (and `macro_f1`) at their last checkpoint; others with no curve and an error."""
+    (and `macro_f1`) at their last checkpoint; others with no curve and an error. `searched`: (lo, hi, source),
+    the range its search searched as a record since schema 5 says (None: an older record, which does not)."""
     d = json.loads(json.dumps(BASE))
+    if searched is not None:
+        d["method"].update(lr_range=list(searched[:2]), lr_range_source=searched[2])
+    if validation_rows is not None:
+        d["data"]["rows"]["validation"] = validation_rows
     d["config"].update(method=label, seed=seed, lr=lr, search=search, tune_lr=tune_lr, select_on=select_on,
                        ablate=list(ablate), budget=budget)
     d.update(run_id=f"{label}-s{seed}-{lr:g}-{search}", experiment_id=experiment, status=status)
@@ -219,8 +226,13 @@ class FakeExecutor:
                            self.macro_f1(cfg["lr"]), status=status)
             data = {**base_record(job, Status(status), d["error"]), "timestamp": "2025-01-01T00:00:00Z"}
             if status == "ok":
+                from methods import parse_spec
+                from runners.config import RunConfig
+
+                lo, hi, source = tune.searched_range(cfg["method"], parse_spec(cfg["method"]).method,
+                                                     RunConfig.from_dict(cfg))  # as the worker records it
                 data.update(curve=d["curve"], measurements=d["measurements"], device=d["device"],
-                            method=d["method"])
+                            method={**d["method"], "lr_range": (lo, hi), "lr_range_source": source})
             write_record(Path(job["record_path"]), data)
 
 
@@ -250,7 +262,8 @@ def test_the_search_extends_past_the_high_end_up_to_the_limit(tmp_path):
     choice = search(tmp_path, fake, log=log)["lora"]
     assert [lr for _, lr, _ in fake.ran] == [1e-4, 1e-3, 1e-2, 1e-1, 1.0]  # the grid, then one a round
     assert (choice.lr, choice.edge) == (1.0, "high")  # still at an end: flagged
-    assert sum("is at the high end of those tried: trying" in line for line in log) == 2
+    assert sum("is at the high end of those tried and beats the rest by more than the validation noise"
+               in line for line in log) == 2
     assert any("lr 1 chosen" in line and "still at the high end" in line for line in log)
 
 
@@ -288,12 +301,15 @@ def test_every_spec_is_searched_in_its_own_range_on_every_search_seed(tmp_path):
         ran.setdefault(label, set()).add((lr, seed))
     assert {lr for lr, _ in ran["lora"]} == {1e-4, 1e-3, 1e-2}
     assert {lr for lr, _ in ran["head"]} == {1e-4, 1.73e-3, 3e-2}  # head declares 1e-4..3e-2
-    # its own range, 1e-3..1e-1: the best at its low end, one step below it scores lower
-    assert {lr for lr, _ in ran["lora:lr_range=1e-3+1e-1"]} == {1e-4, 1e-3, 1e-2, 1e-1}
+    # its own range, 1e-3..1e-1: the best, 1e-3 (0.852), is at its low end, but 1e-2 (0.848) is within the
+    # validation noise of it (√(0.852·0.148/500) = 0.016): tied, and the middle of the range wins; no extension
+    assert {lr for lr, _ in ran["lora:lr_range=1e-3+1e-1"]} == {1e-3, 1e-2, 1e-1}
     assert all({s for _, s in pairs} == {1000, 1001} for pairs in ran.values())
     assert choices["lora"].lr == 1e-3 and choices["lora"].trials == 6
     assert choices["head"].lr == 1.73e-3 and choices["head"].edge is None
-    assert (choices["lora:lr_range=1e-3+1e-1"].lr, choices["lora:lr_range=1e-3+1e-1"].edge) == (1e-3, None)
+    own = choices["lora:lr_range=1e-3+1e-1"]
+    assert (own.lr, own.best, own.tied, own.edge) == (1e-2, 1e-3, [1e-3, 1e-2], None)
+    assert own.range == (1e-3, 1e-1) and own.range_source == "spec" and choices["lora"].range_source == "method"
 
 
 def test_lr_range_overrides_every_declared_range_but_a_specs_own(tmp_path):
@@ -541,3 +557,75 @@ def test_a_reported_run_at_a_rate_the_search_no_longer_chooses_is_superseded():
 def test_an_extension_step_is_at_most_a_decade():
     wide = _choice({1e-4: 0.3, 1e-2: 0.6})  # --tune-lr 2: the grid's spacing is the whole range, 100x
     assert tune.extension(wide, 1e-4, 1e-2, 2) == pytest.approx(1e-1)
+
+
+# 4. the tie rule (trials recorded since schema 5, which name the range searched) ---------------------------------
+
+LORA = (1e-4, 1e-2, "method")
+
+
+def test_a_difference_inside_the_validation_noise_is_a_tie_broken_toward_the_middle():
+    """The issue's search: one validation example of 100 decided, and the rate ran off the top of the range. Now
+    the noise of 100 rows at 0.41, √(0.41·0.59/100) = 0.049, ties all three, and the middle of the range wins."""
+    trials = [trial(lr=lr, accuracy=a, searched=LORA, validation_rows=100)
+              for lr, a in ((1e-4, 0.40), (1e-3, 0.40), (1e-2, 0.41))]
+    c = tune.choose("lora", trials, "accuracy")
+    assert (c.best, c.lr, c.edge, c.tied) == (1e-2, 1e-3, None, [1e-4, 1e-3, 1e-2])
+    assert c.noise == pytest.approx((0.41 * 0.59 / 100) ** 0.5) and not c.earlier_rule and not c.outside
+    assert tune.extension(c, 1e-4, 1e-2, 3) is None  # chosen in the middle: nothing to extend
+    # on 5,000 validation rows the noise is 0.007: the 0.01 lead is real, and the search steps past the end
+    trials = [trial(lr=lr, accuracy=a, searched=LORA, validation_rows=5000)
+              for lr, a in ((1e-4, 0.40), (1e-3, 0.40), (1e-2, 0.41))]
+    c = tune.choose("lora", trials, "accuracy")
+    assert (c.lr, c.edge, c.tied) == (1e-2, "high", [1e-2]) and tune.extension(c, 1e-4, 1e-2, 3) == 1e-1
+
+
+def test_of_tied_rates_the_one_nearest_the_middle_on_the_log_scale_is_chosen():
+    trials = [trial(lr=lr, accuracy=0.5, searched=LORA) for lr in (1e-4, 3e-4, 3e-3, 1e-2)]
+    c = tune.choose("lora", trials, "accuracy")  # from 1e-3: 3e-3 is ln 3 = 1.10 away, 3e-4 ln 3.33 = 1.20
+    assert c.lr == 3e-3 and c.tied == [1e-4, 3e-4, 3e-3, 1e-2]
+
+
+def test_a_flat_search_never_walks_out_of_its_range(tmp_path):
+    """A classifier that learns nothing scores the same at every rate: the old rule (ties to the lower rate)
+    walked down past the range, two steps a side; the tie rule stays in the middle and asks for no extension."""
+    fake = FakeExecutor(lambda lr: 0.41)
+    choice = search(tmp_path, fake, labels=("head",))["head"]
+    assert [lr for _, lr, _ in fake.ran] == [1e-4, 1.73e-3, 3e-2]  # head's grid over 1e-4..3e-2, nothing more
+    assert (choice.lr, choice.edge, choice.outside) == (1.73e-3, None, False)
+
+
+def test_a_method_without_a_declared_range_searches_the_stated_default_and_the_table_flags_it():
+    from methods import get
+    from runners.config import RunConfig
+    from runners.tables import _search_cells
+
+    method = get("lora")()
+    method.params = dataclasses.replace(method.params, lr_range=None, lr=2e-5)
+    cfg = RunConfig(method="lora", seed=0, tune_lr=3)
+    assert tune.searched_range("lora", method, cfg) == (pytest.approx(2e-6), pytest.approx(2e-4), "default")
+    assert tune.searched_range("lora", method, dataclasses.replace(cfg, lr_range=(1e-5, 1e-3))) == (
+        1e-5, 1e-3, "--lr-range")
+    trials = [trial(lr=lr, accuracy=0.5, searched=(2e-6, 2e-4, "default")) for lr in (2e-6, 2e-5, 2e-4)]
+    c = tune.choose("lora", trials, "accuracy")
+    assert c.lr == 2e-5 and c.range_source == "default"
+    row = pd.Series({"search trials": 3, "lr": c.lr, "lr edge": "", "lr outside range": c.outside,
+                     "lr range": "2e-06..0.0002", "lr range source": "default", "lr rule": "one standard error",
+                     "search seconds": 1.0, "search flops": 1.0})
+    assert _search_cells(row)[0] == "2e-05 ⚠ default range"
+
+
+def test_a_rate_outside_the_range_and_the_earlier_rule_are_flagged():
+    from runners.tables import _search_cells
+
+    trials = [trial(lr=lr, accuracy=a, searched=LORA) for lr, a in ((1e-3, 0.5), (1e-2, 0.6), (1e-1, 0.7))]
+    c = tune.choose("lora", trials, "accuracy")
+    assert c.lr == 1e-1 and c.outside and c.edge == "high"
+    row = pd.Series({"search trials": 3, "lr": c.lr, "lr edge": c.edge, "lr outside range": c.outside,
+                     "lr range": "0.0001..0.01", "lr range source": "method", "lr rule": "one standard error",
+                     "search seconds": 1.0, "search flops": 1.0})
+    assert _search_cells(row)[0] == "0.1 ⚠ high end, outside 0.0001..0.01"
+    old = tune.choose("lora", [trial(lr=1e-3, accuracy=0.50), trial(lr=1e-2, accuracy=0.51)], "accuracy")
+    assert old.earlier_rule and old.lr == 1e-2  # recorded before schema 5: the highest score, as it was run
+    assert _search_cells({**row, "lr": old.lr, "lr edge": "", "lr outside range": False,
+                          "lr rule": "highest score (before the tie rule)"})[0] == "0.01†"
