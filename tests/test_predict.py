@@ -57,12 +57,14 @@ def test_an_empty_text_alone_is_one_line_and_exit_2(kept, capsys):
 
 
 def test_blank_texts_among_others_are_skipped_with_a_warning_and_change_nothing(kept, capsys):
-    code, out, err = call(capsys, kept, "what a lovely day", "", "   ", "I hate mondays")
+    code, out, err = call(capsys, kept, "what a lovely day", "", "   ", "I hate rainy days")
     assert code == 0
     assert err == ["warning: skipped text 2 (argument 2): empty",
                    "warning: skipped text 3 (argument 3): whitespace only"]
-    alone = [call(capsys, kept, text)[1] for text in ("what a lovely day", "I hate mondays")]
-    assert out == [alone[0][0], alone[0][1], alone[1][1]]  # the header, then each line as when predicted alone
+    alone = [call(capsys, kept, text)[1] for text in ("what a lovely day", "I hate rainy days")]
+    # The header, then each line as when predicted alone (both texts are 4 tokens: in bf16, padding to a longer
+    # neighbour could move the last digits, blank texts or not).
+    assert out == [alone[0][0], alone[0][1], alone[1][1]]
     with pytest.raises(ValueError, match="text 2 is empty"):  # the function itself never predicts from padding
         predict.predict(kept, ["a", ""])
 
