@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -83,6 +84,7 @@ def measure(ctx: Context, save_models: str | None) -> dict:
         timings = _time(model, collate, len(test), device, bf16)
         if save_models:
             _write_manifest(ctx, folder, artifact)
+            _follow_umask(folder)
     finally:
         if not save_models:
             shutil.rmtree(folder, ignore_errors=True)
@@ -163,3 +165,13 @@ def _write_manifest(ctx: Context, folder: Path, artifact: str) -> None:
         "padding_side": ctx.method.padding_side, "load": load, "plugins": ctx.job.get("plugins", []),
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def _follow_umask(folder: Path) -> None:
+    """Give every kept file and folder the mode the umask gives a new one. Some writers (safetensors' save_file,
+    under peft's and transformers' save_pretrained too) make their files 0600: another user who can see a kept
+    model could read all of it but its weights."""
+    mask = os.umask(0o077)  # reading the umask means setting it: private meanwhile, should another thread create
+    os.umask(mask)  # a file in that instant
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)

@@ -2,6 +2,9 @@
 `runners.predict` on a model kept by `--save-models`."""
 from __future__ import annotations
 
+import os
+import stat
+
 import pandas as pd
 import pytest
 
@@ -26,6 +29,9 @@ def records(results) -> dict[str, Record]:
             (parse(p.read_text()) for p in sorted((results / "tweets" / "runs").glob("*.json")))}
 
 
+UMASK = 0o002  # the serve stage runs under it: kept files should be 0664, where safetensors' own mode is 0600
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, tiny_model_dir, tweets_dir):
     """One comparison with the serve stage on, its models kept."""
@@ -33,10 +39,14 @@ def served(tmp_path_factory, tiny_model_dir, tweets_dir):
     from runners.executor import InProcessExecutor
 
     tmp = tmp_path_factory.mktemp("serve")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PEFT_LAB_CACHE", str(tmp / "cache"))
-        mp.setattr(compare_module, "Executor", InProcessExecutor)
-        assert run(tmp, tiny_model_dir, tweets_dir, "--save-models", str(tmp / "models")) == 0
+    umask = os.umask(UMASK)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("PEFT_LAB_CACHE", str(tmp / "cache"))
+            mp.setattr(compare_module, "Executor", InProcessExecutor)
+            assert run(tmp, tiny_model_dir, tweets_dir, "--save-models", str(tmp / "models")) == 0
+    finally:
+        os.umask(umask)
     return tmp
 
 
@@ -85,6 +95,14 @@ def test_saved_models_load_back_and_label_the_test_texts_as_the_run_did(served, 
         predicted = predict.predict(folder, texts).argmax(-1)
         assert "".join(map(str, predicted)) == r.predictions.predicted, name
         assert (predicted == truth).mean() == pytest.approx(r.metrics.accuracy), name
+
+
+def test_every_kept_file_follows_the_umask(served):
+    """Weights included: peft's adapter, the trained tensors and the whole model, which their writers make 0600."""
+    kept = list((served / "models").rglob("*"))
+    assert {"adapter_model.safetensors", "trained.safetensors", "model.safetensors"} <= {p.name for p in kept}
+    for path in kept:
+        assert stat.S_IMODE(path.stat().st_mode) == (0o777 if path.is_dir() else 0o666) & ~UMASK, path
 
 
 def test_predict_prints_each_texts_label_and_probabilities(served, capsys, tmp_path):
