@@ -7,7 +7,17 @@ import statistics
 
 import numpy as np
 
-from runners.ranking import PAIRED_T, SEEDS_ABOVE, UNDETERMINED, Reference, TopGroup, seeds_power, top_group
+from runners.ranking import (
+    EVERY_SEED,
+    PAIRED_T,
+    ROWS,
+    SEEDS_ABOVE,
+    UNDETERMINED,
+    Reference,
+    TopGroup,
+    seeds_power,
+    top_group,
+)
 from runners.record import Record
 from runners.records import row_label
 from runners.scores import expand_predictions
@@ -163,11 +173,13 @@ def _power(group: TopGroup, mean: dict, rows: list[str]) -> list[str]:
     seeds = min((mean[m]["seeds"] for m in rows if m in mean), default=0)
     if not tied or seeds >= 5:
         return []
+    tests = [c.test for c in [*group.comparisons.values(), *group.against_reference.values()]]
     if seeds == 1:
+        if not any(ROWS in t or EVERY_SEED in t for t in tests):  # nothing was tested: said as undetermined
+            return []
         return ["With one seed, only the test rows can tell methods apart, and nothing shows whether a gap would "
                 "hold for another seed: run more seeds (--seeds 0,1,2) before trusting a tie or a ranking."]
-    if not any(PAIRED_T in c.test or SEEDS_ABOVE in c.test
-               for c in [*group.comparisons.values(), *group.against_reference.values()]):
+    if not any(PAIRED_T in t or SEEDS_ABOVE in t for t in tests):
         return []
     return [f"With {seeds} seeds, a gap counts only once it is {seeds_power(seeds):.1f} times its standard error "
             f"across seeds (with 5 seeds: {seeds_power(5):.1f}), so a tie here can hide a smaller real gap: more "
