@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from runners.errors import UserError
+from runners.labels import integer_labels
 from runners.sources import Source, read
 
 
@@ -31,8 +32,8 @@ class Splits:
 def load_splits(source: Source, *, val_fraction: float, train_limit: int | None, eval_limit: int | None,
                 seed: int, label_names: tuple[str, ...] | None = None, log=print) -> Splits:
     """Everything a comparison trains and evaluates on, the same for every method and seed."""
-    train, test, identity, declared = read(source)
-    train, test, names = _integer_labels(train, test, source, declared or label_names, log)
+    train, test, identity, declared, where = read(source)
+    train, test, names = integer_labels(train, test, source, where, declared, label_names, log)
     frames = {}
     for split, df in (("train", train), ("test", test)):
         if df is None:
@@ -85,47 +86,6 @@ def content_hash(df: pd.DataFrame) -> str:
     for text, label in zip(df.text, df.label):
         h.update(f"{label}\t{text}\n".encode())
     return h.hexdigest()
-
-
-def _integer_labels(train: pd.DataFrame, test: pd.DataFrame | None, source: Source,
-                    given: tuple[str, ...] | None, log) -> tuple[pd.DataFrame, pd.DataFrame | None, tuple[str, ...]]:
-    """Labels as integers 0..K-1, and their names, from the data: string labels map through their sorted set (or a
-    built-in dataset's order when they are its names), integer labels take `label_text`, the names the source
-    declares or the user gave, and otherwise 0..K-1. Every mapping that is not in the data is printed."""
-    if not pd.api.types.is_numeric_dtype(train.label):
-        names = sorted(set(train.label.astype(str)))
-        if source.info and set(names) == set(source.info.label_names):
-            names = list(source.info.label_names)
-        ids = {name: i for i, name in enumerate(names)}
-        unknown = sorted(set(test.label.astype(str)) - set(ids)) if test is not None else []
-        if unknown:
-            raise UserError(f"test has label(s) {', '.join(map(repr, unknown[:5]))} that train never has")
-        log(f"labels are strings: mapped {', '.join(f'{n!r}→{i}' for n, i in ids.items())}")
-        train, test = (None if df is None else df.assign(label=df.label.astype(str).map(ids)) for df in (train, test))
-        return train, test, tuple(names)
-    for split, df in zip(("train", "test"), (train, test)):
-        if df is None:
-            continue
-        labels = df.label.to_numpy()
-        if np.isnan(labels.astype(float)).any() or (labels != np.round(labels)).any():
-            raise UserError(f"{split} labels must be integers 0..K-1 or strings; found missing or fractional ones")
-        if labels.min() < 0:
-            raise UserError(f"{split} labels must be integers 0..K-1, found {int(labels.min())}")
-    k = int(train.label.max()) + 1
-    train, test = (None if df is None else df.astype({"label": "int64"}) for df in (train, test))
-    if "label_text" in train:
-        pairs = train.drop_duplicates("label").set_index("label").label_text
-        return train, test, tuple(str(pairs.get(i, i)) for i in range(k))
-    if given is not None:
-        if len(given) < k:
-            raise UserError(f"{len(given)} label names ({', '.join(given)}) for labels 0..{k - 1}")
-        return train, test, tuple(given)
-    if source.data_dir and source.named and source.info and len(source.info.label_names) == k:
-        log(f"labels are integers without names: using {source.name}'s, "
-            f"{', '.join(f'{i}={n}' for i, n in enumerate(source.info.label_names))} (--label-names to change)")
-        return train, test, source.info.label_names
-    log(f"labels are integers without names: calling them 0..{k - 1} (--label-names to name them)")
-    return train, test, tuple(str(i) for i in range(k))
 
 
 def _stratified_split(df: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
