@@ -48,19 +48,23 @@ def load_splits(source: Source, *, val_fraction: float, train_limit: int | None,
     classes = frames["train"].label.unique()
     if len(classes) < 2:
         raise UserError(f"train has a single class (label {classes[0]}): a classifier needs at least two")
-    if train_limit is not None and train_limit < len(names):
-        raise UserError(f"--train-limit {train_limit} is below the {len(names)} classes: a stratified subset "
-                        f"needs one row of each")
+    for flag, limit in (("--train-limit", train_limit), ("--eval-limit", eval_limit)):
+        if limit is not None and limit < len(names):
+            raise UserError(f"{flag} {limit} is below the {len(names)} classes: a stratified subset needs one row "
+                            f"of each")
     if "test" in frames and int(frames["test"].label.max()) >= len(names):
         raise UserError(f"test has label {int(frames['test'].label.max())} but train's labels run "
                         f"0..{len(names) - 1}")
     if "test" not in frames:  # a hub dataset without a test split: hold one out, made like validation
-        rest, frames["test"] = _stratified_split(frames["train"], val_fraction, seed)
+        rest, frames["test"] = _stratified_split(frames["train"], val_fraction, seed, names)
         log(f"{source.hub_id} has no {source.splits[1]!r} split: held out {len(frames['test']):,} train rows "
             f"({val_fraction:g}, stratified) as test")
         frames["train"] = rest
-    train, validation = _stratified_split(frames["train"], val_fraction, seed)
+    train, validation = _stratified_split(frames["train"], val_fraction, seed, names)
     test = frames["test"]
+    if train_limit is not None and train_limit > len(train):
+        log(f"--train-limit {train_limit} exceeds the {len(train)} training rows (after holding out validation): "
+            f"using all of them")
     if train_limit is not None and train_limit < len(train):
         train = _stratified_subset(train, train_limit, seed)
     if eval_limit is not None:
@@ -88,10 +92,16 @@ def content_hash(df: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
-def _stratified_split(df: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _stratified_split(df: pd.DataFrame, fraction: float, seed: int,
+                      names: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
     from sklearn.model_selection import train_test_split
 
-    classes = df.label.nunique()
+    counts = df.label.value_counts()
+    if counts.min() < 2:  # a class of one row cannot be on both sides
+        label = int(counts.idxmin())
+        raise UserError(f"train has only 1 row of class {names[label]!r} (label {label}): holding out a stratified "
+                        f"validation split needs at least 2 rows of each class")
+    classes = len(counts)
     held_out = max(int(np.ceil(fraction * len(df))), classes)  # stratifying needs one row of each class at least
     if len(df) - held_out < classes:
         raise UserError(f"train has {len(df)} rows: too few to hold out a stratified validation split and train")
@@ -100,13 +110,25 @@ def _stratified_split(df: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.
 
 
 def _stratified_subset(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """n rows (n >= the classes) in the classes' proportions. sklearn's split wants two rows of every class and a
+    row of each on both sides: a class of one row is kept whole (a subset has one row of each), and when fewer rows
+    than classes are left out, they are dropped one each from the largest classes."""
     if n >= len(df):
         return df
     from sklearn.model_selection import train_test_split
 
-    take, _ = train_test_split(np.arange(len(df)), train_size=n, stratify=df.label, random_state=seed)
-    return df.iloc[np.sort(take)].reset_index(drop=True)
-
+    counts = df.label.value_counts()
+    single = df.label.isin(counts.index[counts == 1]).to_numpy()
+    rest, n_rest = np.flatnonzero(~single), n - int(single.sum())
+    if len(rest) - n_rest < int((counts > 1).sum()):
+        rng = np.random.default_rng(seed)
+        dropped = [rng.choice(np.flatnonzero(df.label.to_numpy() == label)) for label in counts.index[:len(df) - n]]
+        take = np.setdiff1d(rest, dropped)
+    elif n_rest:
+        take, _ = train_test_split(rest, train_size=n_rest, stratify=df.label.iloc[rest], random_state=seed)
+    else:
+        take = rest[:0]
+    return df.iloc[np.sort(np.concatenate([np.flatnonzero(single), take]))].reset_index(drop=True)
 
 
 def save_texts(splits: Splits, cache_dir: Path) -> Path:

@@ -166,6 +166,9 @@ def test_other_bad_cells_and_files(capsys, base, tmp_path):
         "broken-jsonl": (lambda d: write_text(d, train_jsonl='{"text": "good", "label": 1}\n{"text": "bad", "lab\n',
                                               test_csv=INTEGERS),
                          "train.jsonl as jsonl: line 2 is not JSON: Unterminated string starting at (column 17)"),
+        "one-of-a-class": (lambda d: write(d, TRAIN.assign(label=[1, 0, 1, 0, 1, 2])),
+                           "train has only 1 row of class '2' (label 2): holding out a stratified validation split "
+                           "needs at least 2 rows of each class"),
     }
     for name, (make, message) in cases.items():
         folder = tmp_path / name
@@ -174,6 +177,8 @@ def test_other_bad_cells_and_files(capsys, base, tmp_path):
     same = ["--data-dir", str(write(tmp_path / "same")), "--text-column", "label"]
     assert one_line_error(capsys, [*base, *same]) == "error: --text-column and --label-column both name 'label': " \
                                                     "the texts and the labels are two different columns"
+    assert one_line_error(capsys, [*base, "--data-dir", str(tmp_path / "same"), "--eval-limit", "1"]) == \
+        "error: --eval-limit 1 is below the 2 classes: a stratified subset needs one row of each"
 
 def test_other_flag_mistakes(capsys, base, tweets_dir, tmp_path, monkeypatch):
     data = ["--data-dir", str(tweets_dir)]
@@ -257,10 +262,11 @@ def test_string_labels_are_mapped_and_said(capsys, base, tmp_path, in_process):
     assert "labels are strings: mapped 'negative'→0, 'positive'→1" in capsys.readouterr().out
 
 
-def test_eval_limit_above_the_test_set_is_clamped_and_said(capsys, base, tweets_dir, in_process):
-    assert compare.main([*base, "--data-dir", str(tweets_dir), "--eval-limit", "5000"]) == 0
+def test_limits_above_the_data_are_clamped_and_said(capsys, base, tweets_dir, in_process):
+    assert compare.main([*base, "--data-dir", str(tweets_dir), "--eval-limit", "5000", "--train-limit", "5000"]) == 0
     out = capsys.readouterr().out
     assert "--eval-limit 5000 exceeds the 90 test rows: using all of them" in out
+    assert "--train-limit 5000 exceeds the 228 training rows (after holding out validation): using all of them" in out
 
 
 def test_report_skips_a_corrupt_record_naming_it(capsys, base, tweets_dir, tmp_path, in_process):

@@ -191,3 +191,19 @@ def test_boolean_labels_are_names(tmp_path):
     s = load(save(tmp_path, flags), log=said.append)
     assert s.label_names == ("False", "True") and "labels are booleans: mapped 'False'→0, 'True'→1" in said
 
+
+def test_train_limit_above_the_rows_is_said_and_all_are_used(tweets_dir):
+    said = []
+    s = load(tweets_dir, train_limit=5000, log=said.append)
+    assert len(s.train) == 216
+    assert "--train-limit 5000 exceeds the 216 training rows (after holding out validation): using all of them" in said
+
+
+def test_subsets_at_the_edges_are_taken_not_refused(tmp_path, tweets_dir):
+    """sklearn wants a row of each class on both sides of a stratified split: one row short of the whole set, and a
+    class of a single test row, are still subsets of the asked size."""
+    s = load(tweets_dir, train_limit=215, eval_limit=89)
+    assert (len(s.train), len(s.test)) == (215, 89) and s.test.label.value_counts().tolist() == [30, 30, 29]
+    rare = save(tmp_path, SIX, SIX.assign(label=[0, 1] * 5 + [0, 2]))  # one test row of class 2
+    s = load(rare, eval_limit=6)
+    assert len(s.test) == 6 and (s.test.label == 2).sum() == 1
