@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "reference rows (e.g. tfidf,w2v-logreg); --list shows them")
     add_plugin_option(p)
     add_run_options(p)
-    p.add_argument("--label-names", help="comma-separated names of integer labels 0..K-1 (default: from the data)")
+    p.add_argument("--label-names", help="names of integer labels 0..K-1, comma-separated; string labels: their order")
     p.add_argument("--allow-pickle", action="store_true",
                    help="load a local model folder that has only pickle *.bin weights (runs code from the file)")
     p.add_argument("--results", default=DEFAULT_RESULTS,

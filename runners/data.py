@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from runners.errors import UserError
+from runners.labels import integer_labels
 from runners.sources import Source, read
 
 
@@ -31,8 +32,8 @@ class Splits:
 def load_splits(source: Source, *, val_fraction: float, train_limit: int | None, eval_limit: int | None,
                 seed: int, label_names: tuple[str, ...] | None = None, log=print) -> Splits:
     """Everything a comparison trains and evaluates on, the same for every method and seed."""
-    train, test, identity, declared = read(source)
-    train, test, names = _integer_labels(train, test, source, declared or label_names, log)
+    train, test, identity, declared, where = read(source)
+    train, test, names = integer_labels(train, test, source, where, declared, label_names, log)
     frames = {}
     for split, df in (("train", train), ("test", test)):
         if df is None:
@@ -47,19 +48,23 @@ def load_splits(source: Source, *, val_fraction: float, train_limit: int | None,
     classes = frames["train"].label.unique()
     if len(classes) < 2:
         raise UserError(f"train has a single class (label {classes[0]}): a classifier needs at least two")
-    if train_limit is not None and train_limit < len(names):
-        raise UserError(f"--train-limit {train_limit} is below the {len(names)} classes: a stratified subset "
-                        f"needs one row of each")
+    for flag, limit in (("--train-limit", train_limit), ("--eval-limit", eval_limit)):
+        if limit is not None and limit < len(names):
+            raise UserError(f"{flag} {limit} is below the {len(names)} classes: a stratified subset needs one row "
+                            f"of each")
     if "test" in frames and int(frames["test"].label.max()) >= len(names):
         raise UserError(f"test has label {int(frames['test'].label.max())} but train's labels run "
                         f"0..{len(names) - 1}")
     if "test" not in frames:  # a hub dataset without a test split: hold one out, made like validation
-        rest, frames["test"] = _stratified_split(frames["train"], val_fraction, seed)
+        rest, frames["test"] = _stratified_split(frames["train"], val_fraction, seed, names)
         log(f"{source.hub_id} has no {source.splits[1]!r} split: held out {len(frames['test']):,} train rows "
             f"({val_fraction:g}, stratified) as test")
         frames["train"] = rest
-    train, validation = _stratified_split(frames["train"], val_fraction, seed)
+    train, validation = _stratified_split(frames["train"], val_fraction, seed, names)
     test = frames["test"]
+    if train_limit is not None and train_limit > len(train):
+        log(f"--train-limit {train_limit} exceeds the {len(train)} training rows (after holding out validation): "
+            f"using all of them")
     if train_limit is not None and train_limit < len(train):
         train = _stratified_subset(train, train_limit, seed)
     if eval_limit is not None:
@@ -87,51 +92,16 @@ def content_hash(df: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
-def _integer_labels(train: pd.DataFrame, test: pd.DataFrame | None, source: Source,
-                    given: tuple[str, ...] | None, log) -> tuple[pd.DataFrame, pd.DataFrame | None, tuple[str, ...]]:
-    """Labels as integers 0..K-1, and their names, from the data: string labels map through their sorted set (or a
-    built-in dataset's order when they are its names), integer labels take `label_text`, the names the source
-    declares or the user gave, and otherwise 0..K-1. Every mapping that is not in the data is printed."""
-    if not pd.api.types.is_numeric_dtype(train.label):
-        names = sorted(set(train.label.astype(str)))
-        if source.info and set(names) == set(source.info.label_names):
-            names = list(source.info.label_names)
-        ids = {name: i for i, name in enumerate(names)}
-        unknown = sorted(set(test.label.astype(str)) - set(ids)) if test is not None else []
-        if unknown:
-            raise UserError(f"test has label(s) {', '.join(map(repr, unknown[:5]))} that train never has")
-        log(f"labels are strings: mapped {', '.join(f'{n!r}→{i}' for n, i in ids.items())}")
-        train, test = (None if df is None else df.assign(label=df.label.astype(str).map(ids)) for df in (train, test))
-        return train, test, tuple(names)
-    for split, df in zip(("train", "test"), (train, test)):
-        if df is None:
-            continue
-        labels = df.label.to_numpy()
-        if np.isnan(labels.astype(float)).any() or (labels != np.round(labels)).any():
-            raise UserError(f"{split} labels must be integers 0..K-1 or strings; found missing or fractional ones")
-        if labels.min() < 0:
-            raise UserError(f"{split} labels must be integers 0..K-1, found {int(labels.min())}")
-    k = int(train.label.max()) + 1
-    train, test = (None if df is None else df.astype({"label": "int64"}) for df in (train, test))
-    if "label_text" in train:
-        pairs = train.drop_duplicates("label").set_index("label").label_text
-        return train, test, tuple(str(pairs.get(i, i)) for i in range(k))
-    if given is not None:
-        if len(given) < k:
-            raise UserError(f"{len(given)} label names ({', '.join(given)}) for labels 0..{k - 1}")
-        return train, test, tuple(given)
-    if source.data_dir and source.named and source.info and len(source.info.label_names) == k:
-        log(f"labels are integers without names: using {source.name}'s, "
-            f"{', '.join(f'{i}={n}' for i, n in enumerate(source.info.label_names))} (--label-names to change)")
-        return train, test, source.info.label_names
-    log(f"labels are integers without names: calling them 0..{k - 1} (--label-names to name them)")
-    return train, test, tuple(str(i) for i in range(k))
-
-
-def _stratified_split(df: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _stratified_split(df: pd.DataFrame, fraction: float, seed: int,
+                      names: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
     from sklearn.model_selection import train_test_split
 
-    classes = df.label.nunique()
+    counts = df.label.value_counts()
+    if counts.min() < 2:  # a class of one row cannot be on both sides
+        label = int(counts.idxmin())
+        raise UserError(f"train has only 1 row of class {names[label]!r} (label {label}): holding out a stratified "
+                        f"validation split needs at least 2 rows of each class")
+    classes = len(counts)
     held_out = max(int(np.ceil(fraction * len(df))), classes)  # stratifying needs one row of each class at least
     if len(df) - held_out < classes:
         raise UserError(f"train has {len(df)} rows: too few to hold out a stratified validation split and train")
@@ -140,13 +110,25 @@ def _stratified_split(df: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.
 
 
 def _stratified_subset(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """n rows (n >= the classes) in the classes' proportions. sklearn's split wants two rows of every class and a
+    row of each on both sides: a class of one row is kept whole (a subset has one row of each), and when fewer rows
+    than classes are left out, they are dropped one each from the largest classes."""
     if n >= len(df):
         return df
     from sklearn.model_selection import train_test_split
 
-    take, _ = train_test_split(np.arange(len(df)), train_size=n, stratify=df.label, random_state=seed)
-    return df.iloc[np.sort(take)].reset_index(drop=True)
-
+    counts = df.label.value_counts()
+    single = df.label.isin(counts.index[counts == 1]).to_numpy()
+    rest, n_rest = np.flatnonzero(~single), n - int(single.sum())
+    if len(rest) - n_rest < int((counts > 1).sum()):
+        rng = np.random.default_rng(seed)
+        dropped = [rng.choice(np.flatnonzero(df.label.to_numpy() == label)) for label in counts.index[:len(df) - n]]
+        take = np.setdiff1d(rest, dropped)
+    elif n_rest:
+        take, _ = train_test_split(rest, train_size=n_rest, stratify=df.label.iloc[rest], random_state=seed)
+    else:
+        take = rest[:0]
+    return df.iloc[np.sort(np.concatenate([np.flatnonzero(single), take]))].reset_index(drop=True)
 
 
 def save_texts(splits: Splits, cache_dir: Path) -> Path:

@@ -1,11 +1,14 @@
 """Where a comparison's texts come from: a built-in dataset, any hub dataset, or the user's own files."""
 from __future__ import annotations
 
+import csv
+import json
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from runners.environment import file_sha256
@@ -57,6 +60,9 @@ def resolve_source(dataset: str | None, data_dir: str | None, *, text_column: st
     """`--dataset`, `--data-dir` and the column flags as one Source. A local folder takes any name (its own
     folder's name by default); without one, a name that is not built in is a hub dataset id."""
     split_names = _split_names(splits)
+    if text_column == label_column:
+        raise UserError(f"--text-column and --label-column both name {text_column!r}: the texts and the labels are "
+                        f"two different columns")
     if data_dir:
         if splits or revision:
             raise UserError("--splits and --data-revision apply to hub datasets; a --data-dir reads its "
@@ -85,24 +91,48 @@ def _split_names(text: str | None) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
-def read(source: Source) -> tuple[pd.DataFrame, pd.DataFrame | None, dict, tuple[str, ...] | None]:
-    """(train, test or None when the source has none, identity, label names the source itself declares)."""
+def read(source: Source) -> tuple[pd.DataFrame, pd.DataFrame | None, dict, tuple[str, ...] | None, dict]:
+    """(train, test or None when the source has none, identity, label names the source itself declares, where each
+    split came from: its file, or the hub dataset's split, for messages). Rows keep the files' order."""
     frames, identity, names = _read_dir(source) if source.data_dir else _read_hub(source)
+    where = identity.pop("paths", None) or {split: f"{source.hub_id} split {name!r}"
+                                            for split, name in identity["splits"].items()}
     for split, df in frames.items():
         if df is None:
             continue
         missing = [c for c in (source.text_column, source.label_column) if c not in df.columns]
         if missing:
-            where = identity.get("paths", {}).get(split, f"{source.hub_id} split {split!r}")
             flags = " (--text-column / --label-column map other names)" if source.text_column == "text" else ""
-            raise UserError(f"{where} lacks column(s) {', '.join(missing)}; it has "
+            raise UserError(f"{where[split]} lacks column(s) {', '.join(missing)}; it has "
                             f"{', '.join(map(str, df.columns))}{flags}")
+        if df.empty:
+            raise UserError(f"{where[split]} has no rows")
+        for column, kind in ((source.text_column, "texts must be strings"),
+                             (source.label_column, "labels must be integers or strings")):
+            _check_scalars(df[column], where[split], column, kind)
         renamed = {source.text_column: "text", source.label_column: "label"}
         keep = [c for c in (source.text_column, source.label_column, "label_text") if c in df.columns]
         frames[split] = df[keep].rename(columns=renamed)
-    identity.pop("paths", None)
     identity.update(text_column=source.text_column, label_column=source.label_column)
-    return frames["train"], frames["test"], identity, names
+    return frames["train"], frames["test"], identity, names, where
+
+
+def _check_scalars(values: pd.Series, where: str, column: str, kind: str) -> None:
+    """A parquet or JSON cell can hold a list or a mapping, which would be read as its printed form."""
+    if values.dtype != object:
+        return
+    nested = values.map(lambda v: isinstance(v, (dict, list, tuple, np.ndarray))).to_numpy(dtype=bool)
+    if nested.any():
+        row = int(np.flatnonzero(nested)[0])
+        value = values.iloc[row]
+        what = "mappings" if isinstance(value, dict) else "lists"
+        raise UserError(f"{where}: column {column!r} holds {what} (row {row + 1}, counted from 1: "
+                        f"{_short(value)}): {kind}")
+
+
+def _short(value: object) -> str:
+    text = repr(value.tolist() if isinstance(value, np.ndarray) else value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _read_hub(source: Source) -> tuple[dict, dict, tuple[str, ...] | None]:
@@ -152,17 +182,77 @@ def _read_dir(source: Source) -> tuple[dict, dict, None]:
     frames = {}
     for split, path in paths.items():
         builder, options = FORMATS[path.suffix]
+        empty = _no_rows(path)  # before the reader, whose words for it are "corresponds to no data" or worse
+        if empty:
+            raise UserError(f"{path} {empty}")
         try:
             with _quiet_datasets():  # it logs its own error before raising; ours below is the one line to show
                 frames[split] = load_dataset(builder, data_files=str(path), split="train", **options).to_pandas()
         except Exception as e:
             while e.__cause__ or e.__context__:  # datasets wraps the parser's error in a generic one
                 e = e.__cause__ or e.__context__
-            why = " ".join(str(e).split())[:200]
-            raise UserError(f"cannot read {path} as {path.suffix[1:]}: {type(e).__name__}: {why}") from None
+            if "corresponds to no data" in str(e):  # a JSON document that is an empty list
+                raise UserError(f"{path} has no rows") from None
+            why = _bad_json_line(path) if path.suffix == ".jsonl" else None
+            why = why or f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
+            raise UserError(f"cannot read {path} as {path.suffix[1:]}: {why}") from None
+        if builder == "csv":
+            _check_header(path, options.get("delimiter", ","), (source.text_column, source.label_column))
     identity = {"source": f"dir:{root.resolve()}", "files": {p.name: file_sha256(p) for p in paths.values()},
                 "paths": {k: str(v) for k, v in paths.items()}}
     return frames, identity, None
+
+
+def _no_rows(path: Path) -> str | None:
+    """Why the file holds no rows, when it holds none: empty, a header alone, blank lines, a parquet of 0 rows."""
+    if path.stat().st_size == 0:
+        return "is empty (0 bytes)"
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return "has no rows" if pq.read_metadata(path).num_rows == 0 else None
+        except Exception:  # not parquet at all: the reader's own message says so
+            return None
+    if path.suffix == ".json":  # one document: an empty list is caught when read
+        return None
+    try:
+        with path.open(encoding="utf-8-sig") as f:
+            lines = (line for line in f if line.strip())
+            first, second = next(lines, None), next(lines, None)
+    except UnicodeDecodeError:  # not text: the reader's own message says so
+        return None
+    if first is None:
+        return "has no rows (only blank lines)"
+    if path.suffix in (".csv", ".tsv") and second is None:
+        return f"has no rows (only a header: {' '.join(first.split())[:80]})"
+    return None
+
+
+def _bad_json_line(path: Path) -> str | None:
+    """The first line of a JSON-lines file that is not a JSON object: the reader names only a byte position."""
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line.strip())
+            except ValueError as e:
+                return f"line {number} is not JSON: {e.msg} (column {e.colno})"
+            if not isinstance(row, dict):
+                return f"line {number} is not a JSON object ({_short(row)})"
+    return None
+
+
+def _check_header(path: Path, delimiter: str, wanted: tuple[str, ...]) -> None:
+    """A CSV may name two columns alike; the reader then quietly renames the second (`label.1`) and we would read
+    whichever came first."""
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
+        header = next(csv.reader(f, delimiter=delimiter), [])
+    twice = [c for c in dict.fromkeys(wanted) if header.count(c) > 1]
+    if twice:
+        raise UserError(f"{path} has {header.count(twice[0])} columns named {twice[0]!r}: rename the others (the "
+                        f"reader would quietly take the first)")
 
 
 @contextmanager

@@ -71,6 +71,115 @@ def test_data_mistakes(capsys, base, tmp_path):
         assert message in one_line_error(capsys, [*base, "--data-dir", str(folder)]), name
 
 
+
+def write_text(folder, **files):
+    """Files written as given, byte for byte: the cases pandas would not write (an empty cell, a broken line)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name.replace("_", ".")).write_text(text)
+    return folder
+
+
+CSV = "text,label\ngood,pos\nbad,neg\nfine,neutral\nawful,neg\ngreat,pos\nmeh,neutral\n"
+INTEGERS = CSV.replace(",pos", ",1").replace(",neg", ",0").replace(",neutral", ",2")
+
+
+@pytest.mark.parametrize("kind", ["csv-strings", "csv-integers", "parquet-strings", "parquet-integers", "jsonl",
+                                  "test-file"])
+def test_a_missing_label_names_the_file_the_column_and_the_rows(capsys, base, tmp_path, kind):
+    folder = tmp_path / kind
+    if kind == "csv-strings":  # labels pos/neg/neutral, one cell empty
+        write_text(folder, train_csv=CSV.replace("fine,neutral", "fine,"), test_csv=CSV)
+    elif kind == "csv-integers":
+        write_text(folder, train_csv=INTEGERS.replace("fine,2", "fine,"), test_csv=INTEGERS)
+    elif kind.startswith("parquet"):
+        labels = ["pos", "neg", None] * 2 if kind.endswith("strings") else [1, 0, None] * 2
+        own = {"label": "sentiment"}  # named by --label-column, and named so in the message
+        write(folder, TRAIN.assign(label=labels).rename(columns=own), TRAIN.rename(columns=own))
+    elif kind == "jsonl":
+        write_text(folder, train_jsonl="".join(json.dumps({"text": t, "label": [1, 0, None][i % 3]}) + "\n"
+                                               for i, t in enumerate(TRAIN.text)), test_csv=INTEGERS)
+    else:
+        strings = TRAIN.assign(label=["pos", "neg"] * 3)
+        write(folder, strings, strings.assign(label=["pos", "neg", "pos", None, "neg", "pos"]))
+    column = ["--label-column", "sentiment"] if kind.startswith("parquet") else []
+    err = one_line_error(capsys, [*base, "--data-dir", str(folder), *column])
+    file, rows = {"csv-strings": ("train.csv", "row 3 (data rows counted from 1, after the header)"),
+                  "csv-integers": ("train.csv", "row 3 (data rows counted from 1, after the header)"),
+                  "test-file": ("test.parquet", "row 4 (data rows counted from 1)")}.get(
+        kind, (f"train.{kind.partition('-')[0]}", "rows 3, 6 (data rows counted from 1)"))
+    name = "sentiment" if column else "label"
+    assert err == f"error: {folder / file}: label column {name!r} is empty in {rows}: every row needs a label"
+
+
+def test_a_file_without_rows_says_so(capsys, base, tmp_path):
+    header_only = write_text(tmp_path / "header-only", train_csv="text,label\n", test_csv=CSV)
+    assert one_line_error(capsys, [*base, "--data-dir", str(header_only)]) == \
+        f"error: {header_only / 'train.csv'} has no rows (only a header: text,label)"
+    empty = write_text(tmp_path / "empty", train_csv=CSV, test_jsonl="")
+    assert one_line_error(capsys, [*base, "--data-dir", str(empty)]) == \
+        f"error: {empty / 'test.jsonl'} is empty (0 bytes)"
+    no_rows = write(tmp_path / "no-rows", TRAIN.iloc[:0])
+    assert one_line_error(capsys, [*base, "--data-dir", str(no_rows)]) == \
+        f"error: {no_rows / 'train.parquet'} has no rows"
+
+
+def test_label_names_that_do_not_fit_are_refused(capsys, base, tmp_path):
+    named = write(tmp_path / "named", TRAIN.assign(label_text=["good", "bad"] * 3))
+    strings = write(tmp_path / "strings", TRAIN.assign(label=["pos", "neg"] * 3))
+    for folder, names, message in [
+        (named, "bad,meh,good", "error: --label-names gives 3 names (bad, meh, good) but the labels run 0..1: give "
+                                "exactly 2, one per label"),
+        (named, "bad", "error: --label-names gives 1 name (bad) but the labels run 0..1: give exactly 2, one per "
+                       "label"),
+        (named, "bad,bad", "error: --label-names bad,bad gives 'bad' twice: each label needs its own name"),
+        (strings, "negative,positive", "error: --label-names negative,positive is not the set of the data's string "
+                                       "labels (neg, pos): string labels name themselves, so --label-names may only "
+                                       "give their order"),
+    ]:
+        assert one_line_error(capsys, [*base, "--data-dir", str(folder), "--label-names", names]) == message
+
+
+def test_other_bad_cells_and_files(capsys, base, tmp_path):
+    rows = "(data rows counted from 1, after the header)"
+    cases = {
+        "fraction": (lambda d: write_text(d, train_csv=INTEGERS.replace(",2", ",1.5"), test_csv=INTEGERS),
+                     f"train.csv: label column 'label' has 1.5, not an integer, in rows 3, 6 {rows}: labels must be "
+                     f"integers 0..K-1 or strings"),
+        "infinite": (lambda d: write(d, TRAIN.assign(label=[1, 0, float("inf"), 0, 1, 0])),
+                     "label column 'label' has inf, not an integer, in row 3 (data rows counted from 1)"),
+        "stray-label": (lambda d: write(d, TRAIN.assign(label=[1, 0, 1, 0, 1, 10**11])),
+                        "label 100000000000 in row 6 (data rows counted from 1) would make 100000000001 classes "
+                        "(labels run 0..K-1), more than its 6 rows: number the classes from 0"),
+        "kinds-differ": (lambda d: write(d, test=TRAIN.assign(label=["pos", "neg"] * 3)),
+                         "train.parquet has integer labels but"),
+        "a-mapping": (lambda d: write(d, TRAIN.assign(label=[{"y": i % 2} for i in range(6)])),
+                      "train.parquet: column 'label' holds mappings (row 1, counted from 1: {'y': 0}): labels must "
+                      "be integers or strings"),
+        "lists-of-text": (lambda d: write(d, TRAIN.assign(text=[[t] for t in TRAIN.text])),
+                          "column 'text' holds lists (row 1, counted from 1: ['good']): texts must be strings"),
+        "two-label-columns": (lambda d: write_text(d, train_csv=CSV.replace("text,label", "text,label,label")
+                                                   .replace("\n", ",x\n").replace("label,x", "label"),
+                                                   test_csv=CSV),
+                              "train.csv has 2 columns named 'label': rename the others (the reader would quietly "
+                              "take the first)"),
+        "broken-jsonl": (lambda d: write_text(d, train_jsonl='{"text": "good", "label": 1}\n{"text": "bad", "lab\n',
+                                              test_csv=INTEGERS),
+                         "train.jsonl as jsonl: line 2 is not JSON: Unterminated string starting at (column 17)"),
+        "one-of-a-class": (lambda d: write(d, TRAIN.assign(label=[1, 0, 1, 0, 1, 2])),
+                           "train has only 1 row of class '2' (label 2): holding out a stratified validation split "
+                           "needs at least 2 rows of each class"),
+    }
+    for name, (make, message) in cases.items():
+        folder = tmp_path / name
+        make(folder)
+        assert message in one_line_error(capsys, [*base, "--data-dir", str(folder)]), name
+    same = ["--data-dir", str(write(tmp_path / "same")), "--text-column", "label"]
+    assert one_line_error(capsys, [*base, *same]) == "error: --text-column and --label-column both name 'label': " \
+                                                    "the texts and the labels are two different columns"
+    assert one_line_error(capsys, [*base, "--data-dir", str(tmp_path / "same"), "--eval-limit", "1"]) == \
+        "error: --eval-limit 1 is below the 2 classes: a stratified subset needs one row of each"
+
 def test_other_flag_mistakes(capsys, base, tweets_dir, tmp_path, monkeypatch):
     data = ["--data-dir", str(tweets_dir)]
     (tmp_path / "a-file").write_text("")
@@ -153,10 +262,11 @@ def test_string_labels_are_mapped_and_said(capsys, base, tmp_path, in_process):
     assert "labels are strings: mapped 'negative'→0, 'positive'→1" in capsys.readouterr().out
 
 
-def test_eval_limit_above_the_test_set_is_clamped_and_said(capsys, base, tweets_dir, in_process):
-    assert compare.main([*base, "--data-dir", str(tweets_dir), "--eval-limit", "5000"]) == 0
+def test_limits_above_the_data_are_clamped_and_said(capsys, base, tweets_dir, in_process):
+    assert compare.main([*base, "--data-dir", str(tweets_dir), "--eval-limit", "5000", "--train-limit", "5000"]) == 0
     out = capsys.readouterr().out
     assert "--eval-limit 5000 exceeds the 90 test rows: using all of them" in out
+    assert "--train-limit 5000 exceeds the 228 training rows (after holding out validation): using all of them" in out
 
 
 def test_report_skips_a_corrupt_record_naming_it(capsys, base, tweets_dir, tmp_path, in_process):

@@ -56,7 +56,7 @@ def test_integer_labels_without_names_are_numbered_never_a_built_in_datasets(tmp
         assert s.label_names == tuple(str(i) for i in range(k)), k
         assert f"labels are integers without names: calling them 0..{k - 1} (--label-names to name them)" in said
     assert load(tmp_path, label_names=("a", "b", "c", "d")).label_names == ("a", "b", "c", "d")
-    with pytest.raises(UserError, match="3 label names"):
+    with pytest.raises(UserError, match=r"--label-names gives 3 names \(a, b, c\) but the labels run 0..3"):
         load(tmp_path, label_names=("a", "b", "c"))
 
 
@@ -138,3 +138,72 @@ def test_folder_errors(tmp_path, tweets_dir):
         load(tmp_path)
     with pytest.raises(UserError, match="names the results folder"):
         load(tweets_dir, dataset="my data/v1")
+
+
+def save(folder, train, test=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, df in (("train", train), ("test", train if test is None else test)):
+        df.to_parquet(folder / f"{split}.parquet")
+    return folder
+
+
+SIX = pd.DataFrame({"text": [f"text {i}" for i in range(12)], "label": [0, 1, 2] * 4})
+
+
+def test_label_names_win_over_label_text_and_say_so(tmp_path):
+    folder = save(tmp_path, SIX.assign(label_text=["negative", "neutral", "positive"] * 4))
+    said = []
+    assert load(folder, label_names=("bad", "meh", "good"), log=said.append).label_names == ("bad", "meh", "good")
+    assert said == ["--label-names bad,meh,good overrides the data's label_text names (negative, neutral, positive)"]
+    said.clear()
+    assert load(folder, label_names=("negative", "neutral", "positive"), log=said.append).label_names == \
+        ("negative", "neutral", "positive")
+    assert said == []  # the same names: nothing overridden, nothing to say
+    for names in (("bad", "good"), ("bad", "meh", "good", "great")):  # fewer and more are both refused
+        with pytest.raises(UserError, match=f"gives {len(names)} names .* but the labels run 0..2: give exactly 3"):
+            load(folder, label_names=names)
+    for names, why in ((("a", "", "c"), "has an empty name"), (("a", "b", "a"), "gives 'a' twice")):
+        with pytest.raises(UserError, match=why):
+            load(folder, label_names=names)
+
+
+def test_label_names_may_only_order_string_labels(tmp_path):
+    strings = SIX.assign(label=["neg", "neutral", "pos"] * 4)
+    said = []
+    s = load(save(tmp_path, strings), label_names=("pos", "neutral", "neg"), log=said.append)
+    assert s.label_names == ("pos", "neutral", "neg")
+    written = s.train.text.map(dict(zip(strings.text, strings.label)))
+    assert (s.train.label == written.map({"pos": 0, "neutral": 1, "neg": 2})).all()
+    assert "labels are strings: mapped 'pos'→0, 'neutral'→1, 'neg'→2 (in --label-names order)" in said
+    with pytest.raises(UserError, match=r"--label-names bad,meh,good is not the set of the data's string labels "
+                                        r"\(neg, neutral, pos\): string labels name themselves"):
+        load(tmp_path, label_names=("bad", "meh", "good"))
+
+
+def test_a_class_without_label_text_keeps_its_number(tmp_path):
+    folder = save(tmp_path, SIX.assign(label_text=["negative", "neutral", None] * 4))
+    assert load(folder).label_names == ("negative", "neutral", "2")  # not 'nan'
+
+
+def test_boolean_labels_are_names(tmp_path):
+    flags = SIX.assign(label=[True, False] * 6)
+    said = []
+    s = load(save(tmp_path, flags), log=said.append)
+    assert s.label_names == ("False", "True") and "labels are booleans: mapped 'False'→0, 'True'→1" in said
+
+
+def test_train_limit_above_the_rows_is_said_and_all_are_used(tweets_dir):
+    said = []
+    s = load(tweets_dir, train_limit=5000, log=said.append)
+    assert len(s.train) == 216
+    assert "--train-limit 5000 exceeds the 216 training rows (after holding out validation): using all of them" in said
+
+
+def test_subsets_at_the_edges_are_taken_not_refused(tmp_path, tweets_dir):
+    """sklearn wants a row of each class on both sides of a stratified split: one row short of the whole set, and a
+    class of a single test row, are still subsets of the asked size."""
+    s = load(tweets_dir, train_limit=215, eval_limit=89)
+    assert (len(s.train), len(s.test)) == (215, 89) and s.test.label.value_counts().tolist() == [30, 30, 29]
+    rare = save(tmp_path, SIX, SIX.assign(label=[0, 1] * 5 + [0, 2]))  # one test row of class 2
+    s = load(rare, eval_limit=6)
+    assert len(s.test) == 6 and (s.test.label == 2).sum() == 1
