@@ -85,13 +85,9 @@ def compare(args: argparse.Namespace, command: str) -> int:
         return 0
     warn_if_sigint_ignored()
     from runners.sources import resolve_source
-    from runners.tables import write_tables
-    from runners.terminal import ending
 
     entries = _entries(args)
     seeds = parse_ints(args.seeds, "--seeds")
-    imports_s = _import_worker()  # first, before torch loads: a run's process pays the same at its start
-    device = env.resolve_device(args.device)  # --device cuda without CUDA is refused here, not in every run
     source = resolve_source(args.dataset, args.data_dir, text_column=args.text_column,
                             label_column=args.label_column, splits=args.splits, revision=args.data_revision)
     settings = run_settings(args, source)
@@ -99,6 +95,8 @@ def compare(args: argparse.Namespace, command: str) -> int:
     # Every setting is checked before the minutes of loading (a bad --eval-limit, --val-fraction, budget...).
     RunConfig(method=entries[0].label, seed=seeds[0], budget=budgets[0], **settings)
     check_tuning(settings, entries, seeds)
+    imports_s = _import_worker()  # after the checks (a mistake is said at once), before torch loads: timed
+    device = env.resolve_device(args.device)  # --device cuda without CUDA is refused here, not in every run
     # the executor is chosen (and a bad --workers or --executor refused) before the minutes of loading
     executor = make_executor(args.executor, parse_workers(args.workers), args.ray_address, quiet=args.quiet,
                              device=device.type, serial=Executor)
@@ -123,6 +121,9 @@ def compare(args: argparse.Namespace, command: str) -> int:
                 not_ok += failed
     except Stopped as e:  # the runs are recorded `cancelled`; the finished ones still make their tables
         stopped = e
+    from runners.tables import write_tables
+    from runners.terminal import ending
+
     views: dict = {}  # the verdict and key columns are printed; the files hold every column
     rendered = write_tables(results, source.name, args.target_accuracy, views=views)
     print(ending(rendered, views, results / source.name, experiment_ids, several_budgets=len(budgets) > 1))

@@ -39,6 +39,16 @@ def test_help_and_list_import_no_heavy_library(flag):
     assert heavy == "[]" and len(shown) > 10  # and it did print the help or the list
 
 
+def test_a_flag_mistake_is_said_before_torch_loads(tweets_dir, tmp_path):
+    code = ("import sys; from runners import compare; "
+            f"code = compare.main(['--methods', 'lora', '--budget', '5parsecs', '--data-dir', {str(tweets_dir)!r}, "
+            f"'--results', {str(tmp_path)!r}]); "
+            "print(code, sorted(m for m in ('torch', 'transformers', 'sklearn', 'peft') if m in sys.modules))")
+    done = python(code)
+    assert done.stdout.strip() == "2 []", done.stderr
+    assert done.stderr.startswith("error: bad budget '5parsecs'")
+
+
 def test_the_registries_still_build_what_they_lazily_import():
     from baselines import parse_spec as parse_baseline
     from methods import parse_spec
