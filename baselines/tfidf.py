@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import FeatureUnion, Pipeline
+from typing import TYPE_CHECKING
 
 from baselines.base import Baseline, BaselineParams, register
 from methods.base import hp
+
+if TYPE_CHECKING:  # scikit-learn loads in a second: imported where an estimator is built, not by `--list`
+    from sklearn.pipeline import Pipeline
 
 
 @dataclass
@@ -33,6 +33,10 @@ class Tfidf(Baseline):
     Params = TfidfParams
 
     def build(self, seed: int) -> Pipeline:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import FeatureUnion, Pipeline
+
         p = self.params
         # sublinear tf (1 + log tf): a word repeated in a tweet is not that many times more telling
         features = FeatureUnion([

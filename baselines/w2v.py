@@ -3,51 +3,16 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.svm import SVC
+from typing import TYPE_CHECKING, Any
 
 from baselines.base import Baseline, BaselineParams, register
 from methods.base import hp
 
-
-class MeanWordVectors(TransformerMixin, BaseEstimator):
-    """Texts → the mean of their words' Word2Vec vectors, trained in `fit` on those texts only.
-
-    A text with no known word maps to zeros. One worker thread and `seed` make the vectors reproducible.
-    """
-
-    def __init__(self, vector_size: int = 100, window: int = 5, min_count: int = 1, epochs: int = 5,
-                 seed: int = 0) -> None:
-        self.vector_size, self.window, self.min_count, self.epochs, self.seed = (
-            vector_size, window, min_count, epochs, seed)
-
-    def fit(self, texts: list[str], y: Any = None) -> MeanWordVectors:
-        from gensim.models import Word2Vec  # the optional `baselines` extra: imported only when used
-
-        model = Word2Vec(_tokens(texts), vector_size=self.vector_size, window=self.window,
-                         min_count=self.min_count, epochs=self.epochs, workers=1, seed=self.seed)
-        self.wv_ = model.wv  # only the vectors; the training state would just hold memory
-        return self
-
-    def transform(self, texts: list[str]) -> np.ndarray:
-        zeros = np.zeros(self.vector_size, dtype=np.float32)
-        # raw vectors averaged, as mean-vector features usually are (gensim's default unit-normalizes each first)
-        means = [self.wv_.get_mean_vector(words, pre_normalize=False) if words else zeros for words in _tokens(texts)]
-        # float64: on gensim's float32 the classifiers' probabilities would sum to 1 only within ~1e-7
-        return np.stack(means).astype(np.float64)
-
-
-def _tokens(texts: list[str]) -> list[list[str]]:
-    from gensim.utils import simple_preprocess  # lowercases, splits on non-letters, drops 1-letter tokens
-
-    return [simple_preprocess(text) for text in texts]
+if TYPE_CHECKING:  # scikit-learn loads in a second: imported where an estimator is built, not by `--list`
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
 
 
 @dataclass
@@ -74,6 +39,10 @@ class W2VBaseline(Baseline):
         """A fresh scikit-learn classifier seeded with `seed`."""
 
     def build(self, seed: int) -> Pipeline:
+        from sklearn.pipeline import Pipeline
+
+        from baselines.vectors import MeanWordVectors
+
         p = self.params
         features = MeanWordVectors(p.vector_size, p.window, p.min_count, p.epochs, seed=seed)
         return Pipeline([("features", features), ("classifier", self.classifier(seed))])
@@ -95,6 +64,8 @@ class W2VLogReg(W2VBaseline):
     Params = W2VLinearParams
 
     def classifier(self, seed: int) -> LogisticRegression:
+        from sklearn.linear_model import LogisticRegression
+
         return LogisticRegression(C=self.params.C, max_iter=1000, random_state=seed)
 
 
@@ -106,6 +77,9 @@ class W2VSvm(W2VBaseline):
     def classifier(self, seed: int) -> CalibratedClassifierCV:
         # The notebook's SVC(probability=True), as scikit-learn 1.9 deprecates it for: Platt sigmoids fitted on
         # 5-fold cross-validated scores, then one SVC on all rows. The folds are not shuffled: nothing is random.
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.svm import SVC
+
         return CalibratedClassifierCV(SVC(C=self.params.C), method="sigmoid", cv=5, ensemble=False)
 
 
@@ -125,4 +99,6 @@ class W2VForest(W2VBaseline):
     Params = W2VForestParams
 
     def classifier(self, seed: int) -> RandomForestClassifier:
+        from sklearn.ensemble import RandomForestClassifier
+
         return RandomForestClassifier(n_estimators=self.params.trees, random_state=seed)

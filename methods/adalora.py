@@ -8,12 +8,14 @@ count known in advance. This file schedules over the share of the budget spent i
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from methods.base import Progress, hp
 from methods.lora import Lora, LoraParams
 from methods.registry import register
+
+if TYPE_CHECKING:
+    from torch import nn
 
 TICKS = 1000  # resolution of the pruning schedule over the budget
 

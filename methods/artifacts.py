@@ -9,10 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
-
 if TYPE_CHECKING:
+    from torch import nn
+
     from methods.base import Method, ModelContext
 
 TENSORS = "trained.safetensors"
@@ -42,6 +41,7 @@ def load_trained(method: Method, folder: Path, ctx: ModelContext) -> nn.Module:
 
     folder = Path(folder)
     if not (folder / TENSORS).exists():
+        import torch
         from transformers import AutoModelForSequenceClassification
 
         return AutoModelForSequenceClassification.from_pretrained(

@@ -4,10 +4,11 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is imported where a model is built: the registry (`--list`, `--help`) loads without it
+    import torch
+    from torch import nn
 
 
 def hp(default: Any, help: str) -> Any:
@@ -63,6 +64,8 @@ class ModelContext:
     def load_kwargs(self) -> dict[str, Any]:
         """`from_pretrained`'s arguments every method's model loads with: fp32 weights, a fresh head, the attention
         and activation kernels the loop's speed-ups choose."""
+        import torch
+
         return dict(num_labels=self.num_labels, pad_token_id=self.pad_token_id, dtype=torch.float32,
                     use_safetensors=self.use_safetensors, attn_implementation=self.attention, **self.activation())
 
@@ -232,6 +235,8 @@ class Method(ABC):
 
 def default_optimizer(groups, lr: float, fused: bool = False) -> torch.optim.Optimizer:
     """AdamW, the optimizer of every method here; `groups` may be parameters or parameter groups."""
+    import torch
+
     return torch.optim.AdamW(groups, lr=lr, fused=fused)
 
 

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from methods.base import HParams, Method, freeze_all_but, hp
 from methods.registry import register
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass

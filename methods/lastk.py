@@ -3,11 +3,13 @@ and lower blocks stay frozen, so backward stops early and their optimizer state 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from methods.base import HParams, Method, freeze_all_but, hp
 from methods.registry import register
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from methods.base import HParams, hp
 from methods.peft_base import PeftMethod
 from methods.registry import register
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass

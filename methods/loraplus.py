@@ -7,12 +7,14 @@ hands peft a stand-in optimizer class that returns the parameter groups peft mad
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from methods.base import hp
 from methods.lora import Lora, LoraParams
 from methods.registry import register
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from methods.base import HParams, Method, hp, positions_follow_mask
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass

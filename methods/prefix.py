@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from methods.base import hp
 from methods.registry import register
 from methods.virtual_tokens import VirtualTokenMethod, VirtualTokenParams
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from methods.base import ModelContext, hp
 from methods.lora import Lora, LoraParams
 from methods.quantized import FourBitBase
 from methods.registry import register
+
+if TYPE_CHECKING:
+    from torch import nn
 
 # bitsandbytes logs this on import (peft imports it, whatever the method) on CPUs with AVX512-BF16 when the optional
 # `kernels` package is absent: the fused kernel it names serves only the packed inference layout, which this

@@ -1,11 +1,13 @@
 """What the runner must know about a bitsandbytes 4-bit base: packed weights, and forward matmuls no counter sees."""
 from __future__ import annotations
 
-import torch
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from typing import TYPE_CHECKING
 
 from methods.base import Method
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 class FourBitBase(Method):
@@ -41,6 +43,9 @@ def _is_4bit(tensor: torch.Tensor) -> bool:
 
 
 def _forward_is_counted(layer: nn.Module) -> bool:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
     x = torch.zeros(4, layer.in_features, device=layer.weight.device, dtype=layer.compute_dtype or torch.float32)
     with torch.no_grad(), FlopCounterMode(display=False) as c:
         layer(x)

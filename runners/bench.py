@@ -21,6 +21,7 @@ from tabulate import tabulate
 
 from runners import environment as env
 from runners import plan
+from runners.cli import warn_if_sigint_ignored
 from runners.errors import UserError
 from runners.executor import ExitCode, Stopped, SubprocessExecutor, stop_on_signals
 from runners.peers import measure_peer
@@ -360,6 +361,7 @@ def _markdown(df: pd.DataFrame) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    warn_if_sigint_ignored()
     try:
         with stop_on_signals():  # SIGTERM too: the run in progress is recorded cancelled, as in runners.compare
             return bench(args, "python -m runners.bench " + shlex.join(argv))

@@ -1,13 +1,54 @@
-"""The command line's run options, derived from RunConfig's fields: name, type, default and help in one place."""
+"""The command line: the run options, derived from RunConfig's fields (name, type, default and help in one place),
+and the checks of what a user typed, each a one-line UserError before anything loads."""
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import signal
+import sys
+import tempfile
 import types
 import typing
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from methods import registered
+from runners import stages
 from runners.config import RunConfig
-from runners.sources import Source
+from runners.errors import UserError
+
+if TYPE_CHECKING:
+    from runners.plan import Entry
+    from runners.sources import Source
+
+
+def list_methods(markdown: bool = False) -> str:
+    """Every registered method with its summary and default hyperparameters, as text or a markdown table."""
+    rows = []
+    for name, cls in registered().items():
+        defaults = " ".join(f"{k}={_spec_value(v)}" for k, v in cls().describe().items())
+        rows.append((name, cls.summary, defaults))
+    if markdown:
+        from tabulate import tabulate
+
+        return tabulate([(f"`{n}`", s, f"`{d}`") for n, s, d in rows], headers=["method", "what trains", "defaults"],
+                        tablefmt="github")
+    from baselines import registered as baselines
+
+    refs = [(name, cls.summary, " ".join(f"{k}={v}" for k, v in cls().describe().items()))
+            for name, cls in baselines().items()]
+    w = max(len(n) for n, _, _ in rows + refs) + 1
+    text = "\n".join(f"{n:<{w}} {s}\n{'':<{w}} defaults: {d}" for n, s, d in rows)
+    return text + "\n\nClassical baselines (--baselines), trained to convergence as reference rows:\n" + "\n".join(
+        f"{n:<{w}} {s}\n{'':<{w}} defaults: {d}" for n, s, d in refs)
+
+
+def _spec_value(value: object) -> str:
+    """A hyperparameter as a spec takes it: a list joined by '+', a float short (1e-05, 0.03)."""
+    if isinstance(value, (tuple, list)):
+        return "+".join(_spec_value(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def options() -> list[dataclasses.Field]:
@@ -90,3 +131,84 @@ def _shown(default: object) -> str:
     if default is None or default == ():
         return ""
     return f" (default {','.join(f'{x:g}' for x in default) if isinstance(default, tuple) else default})"
+
+
+def fit_max_length(asked: int | None, default: int, n_positions: int | None) -> int:
+    if asked is None:
+        return min(default, n_positions or default)
+    if n_positions and asked > n_positions:
+        raise UserError(f"--max-length {asked} exceeds the model's {n_positions} positions")
+    return asked
+
+
+def parse_workers(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"--workers must be an integer >= 1, got {text!r}") from None
+
+
+def check_tuning(settings: dict, entries: list[Entry], seeds: list[int]) -> None:
+    """The learning-rate search's options, checked together before anything loads."""
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    if settings["tune_lr"] is None:
+        given = [f"--{name.replace('_', '-')}" for name in ("search_seeds", "select_on", "lr_range")
+                 if settings[name] != defaults[name]]
+        if given:
+            raise UserError(f"{', '.join(given)} set(s) how --tune-lr searches; without --tune-lr nothing is searched")
+        return
+    if settings["lr"] is not None:
+        raise UserError("--lr fixes every method's learning rate and --tune-lr searches it: give one of them")
+    tuned = [e.label for e in entries if e.stages == stages.DEFAULT]
+    if not tuned:
+        raise UserError("--tune-lr searches the fine-tuning methods' rates, and --methods names none")
+    fixed = [label for label in tuned if any(p.partition("=")[0] == "lr" for p in label.split(":")[1:])]
+    if fixed:
+        raise UserError(f"{', '.join(fixed)}: a spec's :lr= fixes the rate --tune-lr searches; drop it, or give "
+                        f":lr_range=LO+HI to set the range searched")
+    shared = sorted(set(seeds) & set(settings["search_seeds"]))
+    if shared:
+        raise UserError(f"--search-seeds and --seeds share {', '.join(map(str, shared))}: the search's seeds must "
+                        f"not be the reported ones (a rate chosen on a seed would flatter that seed's test numbers)")
+
+
+def parse_ints(text: str, flag: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{flag} must be comma-separated integers, got {text!r}") from None
+    if any(v < 0 for v in values):
+        raise UserError(f"{flag} must be integers >= 0, got {text!r}")
+    if not values:
+        raise UserError(f"{flag} is empty")
+    return list(dict.fromkeys(values))
+
+
+def check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        raise UserError(f"cannot write results to {folder}: {e.strerror}") from None
+
+
+def dash_values(argv: list[str], flags: set[str]) -> list[str]:
+    """`--budget -5s` as `--budget=-5s` for each option in `flags`: argparse takes a value that starts with '-' for
+    an option and dies in a usage dump, where the budget's own one-line error says what is wrong."""
+    out = []
+    for token in argv:
+        if out and out[-1] in flags and token[:1] == "-" and token[1:2].isdigit():
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
+def warn_if_sigint_ignored() -> None:
+    """Say so where this process ignores SIGINT: one started in the background (`cmd &`) by a non-interactive shell
+    inherits SIGINT ignored, and then Ctrl-C and `kill -INT` do nothing, silently. SIGTERM still stops it cleanly."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        print(f"warning: SIGINT is ignored in this process (started in the background by a non-interactive shell?): "
+              f"Ctrl-C and kill -INT do nothing; stop it with SIGTERM: kill {os.getpid()}", file=sys.stderr)

@@ -2,29 +2,39 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shlex
 import sys
-import tempfile
+import time
 import traceback
 from dataclasses import replace
 from pathlib import Path
 
-from methods import SpecError, parse_specs, registered
+# Only what `--help` and `--list` need is imported here: torch, transformers, pandas and scikit-learn take seconds to
+# import, and are imported where a comparison first uses them (tests/test_cli.py holds this file to it).
+from methods import SpecError, parse_specs
 from runners import environment as env
 from runners import estimate, stages, tune
-from runners.batches import default_cache_dir, load_tokenized, tokenize_cached
 from runners.budget import Budget
-from runners.cli import add_plugin_option, add_run_options, run_settings, value_flags
+from runners.cli import (
+    add_plugin_option,
+    add_run_options,
+    check_tuning,
+    check_writable,
+    dash_values,
+    fit_max_length,
+    list_methods,
+    parse_ints,
+    parse_workers,
+    run_settings,
+    value_flags,
+    warn_if_sigint_ignored,
+)
 from runners.config import RunConfig
-from runners.data import load_splits, save_texts
 from runners.errors import UserError
 from runners.executor import ExitCode, Stopped, SubprocessExecutor, make_executor, stop_on_signals
-from runners.models import load_tokenizer, resolve_model
 from runners.plan import Entry, common_job, make_plan
+from runners.progress import execute, job_name
 from runners.records import DEFAULT_RESULTS, runs_dir
-from runners.sources import resolve_source
-from runners.tables import write_tables
 
 # Where the runs execute: each in its own process, in order. The one seam to swap (tests run them in-process).
 Executor = SubprocessExecutor
@@ -45,8 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="load a local model folder that has only pickle *.bin weights (runs code from the file)")
     p.add_argument("--results", default=DEFAULT_RESULTS,
                    help=f"folder for records and tables (default {DEFAULT_RESULTS}/, which git ignores)")
-    p.add_argument("--cache-dir", default=default_cache_dir(),
-                   help="where tokenized data is cached (env PEFT_LAB_CACHE)")
+    p.add_argument("--cache-dir", help="where tokenized data is cached (env PEFT_LAB_CACHE)")
     p.add_argument("--target-accuracy", type=float,
                    help="validation accuracy for the budget-to-reach column (default: 95%% of the best final)")
     p.add_argument("--rerun", action="store_true", help="run again even where an ok record exists")
@@ -69,79 +78,57 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def list_methods(markdown: bool = False) -> str:
-    """Every registered method with its summary and default hyperparameters, as text or a markdown table."""
-    rows = []
-    for name, cls in registered().items():
-        defaults = " ".join(f"{k}={_shown(v)}" for k, v in cls().describe().items())
-        rows.append((name, cls.summary, defaults))
-    if markdown:
-        from tabulate import tabulate
-
-        return tabulate([(f"`{n}`", s, f"`{d}`") for n, s, d in rows], headers=["method", "what trains", "defaults"],
-                        tablefmt="github")
-    from baselines import registered as baselines
-
-    refs = [(name, cls.summary, " ".join(f"{k}={v}" for k, v in cls().describe().items()))
-            for name, cls in baselines().items()]
-    w = max(len(n) for n, _, _ in rows + refs) + 1
-    text = "\n".join(f"{n:<{w}} {s}\n{'':<{w}} defaults: {d}" for n, s, d in rows)
-    return text + "\n\nClassical baselines (--baselines), trained to convergence as reference rows:\n" + "\n".join(
-        f"{n:<{w}} {s}\n{'':<{w}} defaults: {d}" for n, s, d in refs)
-
-
-def _shown(value: object) -> str:
-    """A hyperparameter as a spec takes it: a list joined by '+', a float short (1e-05, 0.03)."""
-    if isinstance(value, (tuple, list)):
-        return "+".join(_shown(v) for v in value)
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def compare(args: argparse.Namespace, command: str) -> int:
     """Check every input, resolve the model and data once, plan the runs, execute them, write the tables."""
     if args.list:
         print(list_methods(args.markdown))
         return 0
+    warn_if_sigint_ignored()
+    from runners.sources import resolve_source
+
     entries = _entries(args)
-    seeds = _parse_ints(args.seeds, "--seeds")
-    device = env.resolve_device(args.device)  # --device cuda without CUDA is refused here, not in every run
+    seeds = parse_ints(args.seeds, "--seeds")
     source = resolve_source(args.dataset, args.data_dir, text_column=args.text_column,
                             label_column=args.label_column, splits=args.splits, revision=args.data_revision)
     settings = run_settings(args, source)
     budgets = _budgets(settings.pop("budget"))
     # Every setting is checked before the minutes of loading (a bad --eval-limit, --val-fraction, budget...).
     RunConfig(method=entries[0].label, seed=seeds[0], budget=budgets[0], **settings)
-    _check_tuning(settings, entries, seeds)
+    check_tuning(settings, entries, seeds)
+    imports_s = _import_worker()  # after the checks (a mistake is said at once), before torch loads: timed
+    device = env.resolve_device(args.device)  # --device cuda without CUDA is refused here, not in every run
     # the executor is chosen (and a bad --workers or --executor refused) before the minutes of loading
-    executor = make_executor(args.executor, _parse_workers(args.workers), args.ray_address, quiet=args.quiet,
-                             device=device.type, name=_name, serial=Executor)
+    executor = make_executor(args.executor, parse_workers(args.workers), args.ray_address, quiet=args.quiet,
+                             device=device.type, serial=Executor)
     results = Path(args.results)
     folder = runs_dir(results, source.name)
-    _check_writable(folder)  # before the minutes of loading, not after
+    check_writable(folder)  # before the minutes of loading, not after
     texts = any(e.stages != stages.DEFAULT for e in entries)  # a baseline reads texts, not tokens
     common, settings["max_length"] = _prepare(args, source, command, texts)
     if args.memory_cap and device.type != "cuda":
         print("note: --memory-cap is not enforced on the CPU; runs use the memory they need", file=sys.stderr)
-    not_ok, stopped, experiment_ids, runs = [], None, [], []
+    not_ok, stopped, experiment_ids, runs, clock = [], None, [], [], None
     try:
-        with executor:
+        with executor:  # a Ray executor knows its slots and threads once connected, here
+            clock = estimate.Clock.of(executor, _cache_dir(args), env.device_info(device)["name"],
+                                      common["model_identity"], imports_s)
             for budget in budgets:  # the whole comparison, tuning included, at each budget
                 if len(budgets) > 1:
                     print(f"\n== budget {budget} ==")
                 ids, failed = _compare_at(args, entries, seeds, {**settings, "budget": budget}, common, folder,
-                                          device, executor, runs)
+                                          device, executor, runs, clock)
                 experiment_ids += ids
                 not_ok += failed
     except Stopped as e:  # the runs are recorded `cancelled`; the finished ones still make their tables
         stopped = e
-    rendered = write_tables(results, source.name, args.target_accuracy)
-    for eid in dict.fromkeys(experiment_ids):
-        if eid in rendered:
-            print(f"\n{rendered[eid]}")
-    for key, text in rendered.items():  # the same comparison at several budgets, side by side
-        if key.startswith("budgets-") and len(budgets) > 1 and any(eid in text for eid in experiment_ids):
-            print(f"\n{text}")
-    print(f"Tables: {results / source.name}/comparison.md, comparison.csv")
+    from runners.tables import write_tables
+    from runners.terminal import ending
+
+    views: dict = {}  # the verdict and key columns are printed; the files hold every column
+    rendered = write_tables(results, source.name, args.target_accuracy, views=views)
+    print(ending(rendered, views, results / source.name, experiment_ids, several_budgets=len(budgets) > 1))
+    if clock is not None and not stopped and (summary := clock.summary()):
+        print(summary)
     if stopped:
         print(f"interrupted ({stopped.cause}): finished runs are kept; the same command resumes", file=sys.stderr)
         return stopped.exit_code
@@ -152,7 +139,8 @@ def compare(args: argparse.Namespace, command: str) -> int:
 
 
 def _compare_at(args: argparse.Namespace, entries: list[Entry], seeds: list[int], settings: dict, common: dict,
-                folder: Path, device, executor, runs: list[dict]) -> tuple[list[str], list[str]]:
+                folder: Path, device, executor, runs: list[dict],
+                clock: estimate.Clock) -> tuple[list[str], list[str]]:
     """One budget's comparison: the learning-rate search where asked, then every entry × seed; `runs` gains the jobs
     run. Returns the experiment's id and the runs that did not end ok (a search trial that diverged is an outcome,
     not a fault)."""
@@ -160,38 +148,37 @@ def _compare_at(args: argparse.Namespace, entries: list[Entry], seeds: list[int]
     tuned = [e for e in entries if e.stages == stages.DEFAULT] if settings["tune_lr"] else []
     rows, choices, said = list(entries), {}, False
 
-    def say_estimate(runs: int, searched: int = 0) -> None:  # before the first training run, and only if one is
+    def say_estimate(phases: tuple[int, ...], searched: int = 0) -> None:  # before the first run, if one trains
         nonlocal said
-        if runs and not said:
+        if sum(phases) and not said:
             said = True
-            print(estimate.describe(runs, Budget.parse(settings["budget"]), common["model"]["path"],
-                                    Path(common["tokens"]), common["num_labels"], common["pad_id"], args.batch_size,
-                                    device)
-                  + (f"; {searched} of these runs are the learning-rate search (more if its grid is extended)"
-                     if searched else ""))
+            labels = [e.label for e in entries if e.stages == stages.DEFAULT]  # baselines: seconds, no budget
+            rounds = tune.EXTEND_LIMIT if searched else 0  # each search may extend its grid this many times
+            print(clock.estimate(Budget.parse(settings["budget"]), settings, common, device, labels, phases,
+                                 searched, rounds, len(tuned) * len(settings["search_seeds"])).line(), flush=True)
 
     if tuned:
         searched = tune.unsettled_trials([e.label for e in tuned], settings, common, folder, rerun=args.rerun)
-        say_estimate(searched + len(tuned) * len(seeds) if searched else 0, searched)
+        say_estimate((searched, len(tuned) * len(seeds)) if searched else (), searched)
 
         def run_trials(jobs: list[dict]) -> None:
-            not_ok.extend(_execute(executor, jobs, expected=tune.SETTLED))
+            not_ok.extend(execute(executor, jobs, clock, expected=tune.SETTLED))
             runs.extend(jobs)
 
         choices = tune.search([e.label for e in tuned], settings, common, folder, run_trials, rerun=args.rerun)
         rows = [replace(e, settings={"lr": choices[e.label].lr}) if e.label in choices else e for e in entries]
     plan = make_plan(rows, seeds, settings, common, folder, rerun=args.rerun)
-    say_estimate(sum(tuple(job["stages"]) == stages.DEFAULT for job in plan.jobs))  # baselines: seconds, no budget
+    say_estimate((sum(tuple(job["stages"]) == stages.DEFAULT for job in plan.jobs),))
     for job in plan.skipped:
-        print(f"{_name(job)}: ok record exists ({Path(job['record_path']).name}), skipped; --rerun to run again")
+        print(f"{job_name(job)}: ok record exists ({Path(job['record_path']).name}), skipped; --rerun to run again")
     unsearched = [job for job in plan.jobs if job["config"]["method"] in choices
                   and choices[job["config"]["method"]].lr is None]
     for job in unsearched:  # its search found no rate that trains: the reported seeds say so, loudly
         record = tune.unsearched_record(job, choices[job["config"]["method"]])
-        not_ok.append(f"{_name(job)} ({record.status.value})")
-        print(f"{_name(job)}: {record.status.value}: {record.error}", file=sys.stderr)
+        not_ok.append(f"{job_name(job)} ({record.status.value})")
+        print(f"{job_name(job)}: {record.status.value}: {record.error}", file=sys.stderr)
     ran = [job for job in plan.jobs if job not in unsearched]
-    not_ok += _execute(executor, ran)
+    not_ok += execute(executor, ran, clock)
     runs.extend(ran)
     return [plan.experiment_id], not_ok
 
@@ -215,16 +202,20 @@ def _entries(args: argparse.Namespace) -> list[Entry]:
 def _prepare(args: argparse.Namespace, source, command: str, texts: bool) -> tuple[dict, int]:
     """Resolve the model, load and split the data, tokenize it once into the cache: what every job shares, and the
     max_length fitted to the model's positions. `texts`: also keep the raw texts, for runs that read them."""
+    from runners.batches import tokenize_cached
+    from runners.data import load_splits, save_texts
+    from runners.models import load_tokenizer, resolve_model
+
     label_names = tuple(n.strip() for n in args.label_names.split(",")) if args.label_names else None
     model = resolve_model(args.model, allow_pickle=args.allow_pickle, revision=args.revision)
-    max_length = _max_length(args.max_length, source.default_max_length, model["n_positions"])
+    max_length = fit_max_length(args.max_length, source.default_max_length, model["n_positions"])
     splits = load_splits(source, val_fraction=args.val_fraction, train_limit=args.train_limit, seed=args.split_seed,
                          eval_limit=args.eval_limit, label_names=label_names, log=print)  # even --quiet
     if len(splits.train) < args.batch_size:
         print(f"warning: {len(splits.train)} training rows are fewer than one batch of {args.batch_size}: "
               f"every step sees the whole training set", file=sys.stderr)
     tokenizer = load_tokenizer(model["path"])
-    cache = Path(args.cache_dir).expanduser()
+    cache = _cache_dir(args)
     key = {"model": model["weights_sha256"], "tokenizer": model["files_sha256"],
            "data": splits.identity["content_sha256"]}
     tokens = tokenize_cached({"train": splits.train, "validation": splits.validation, "test": splits.test},
@@ -238,65 +229,29 @@ def _prepare(args: argparse.Namespace, source, command: str, texts: bool) -> tup
     return common_job(model, splits, tokenizer.pad_token_id, tokens, command, args.quiet, **extra), max_length
 
 
-def _execute(executor, jobs: list[dict], expected: tuple = ()) -> list[str]:
-    """Run the jobs through the executor, saying at once when one does not end ok; return those (less the ones
-    whose status is `expected`, such as a search trial that diverged: said, but not a fault of the command). A pool
-    announces its runs itself (one overall bar, a line as each starts and ends); one at a time, they are said here."""
-    if not jobs:
-        return []
-    not_ok, current = [], {}
+def _cache_dir(args: argparse.Namespace) -> Path:
+    from runners.batches import default_cache_dir
 
-    def announced():
-        for job in jobs:
-            current["job"] = job
-            print(f"{_name(job)}: training ({job['run_id']})")
-            yield job
-
-    try:
-        for record in executor.map(jobs if executor.announces else announced()):
-            if not record.ok:  # said at once, not only in the table at the end
-                name = _name({"config": record.config.to_dict()})
-                if record.status not in expected:
-                    not_ok.append(f"{name} ({record.status.value})")
-                print(f"{name}: {record.status.value}: {record.error}", file=sys.stderr)
-    except Stopped as e:
-        if "job" in current and not executor.announces:
-            print(f"{_name(current['job'])}: cancelled: interrupted ({e.cause})", file=sys.stderr)
-        raise
-    return not_ok
+    return Path(args.cache_dir or default_cache_dir()).expanduser()
 
 
-def _name(job: dict) -> str:
-    cfg = job["config"]
-    if cfg.get("search"):
-        return f"{cfg['method']} lr {cfg['lr']:g} search seed {cfg['seed']}"
-    return f"{cfg['method']} seed {cfg['seed']}" + (f" (lr {cfg['lr']:g})" if cfg.get("tune_lr") and cfg["lr"] else "")
+def _import_worker() -> float:
+    """Import what a run's process imports first (runners.worker: torch, transformers...), timed, for the estimate."""
+    start = time.perf_counter()
+    import runners.worker  # noqa: F401
 
-
-def _max_length(asked: int | None, default: int, n_positions: int | None) -> int:
-    if asked is None:
-        return min(default, n_positions or default)
-    if n_positions and asked > n_positions:
-        raise UserError(f"--max-length {asked} exceeds the model's {n_positions} positions")
-    return asked
+    return time.perf_counter() - start
 
 
 def _warn_if_truncating(tokens: Path, max_length: int) -> None:
     """Say when --max-length cuts most training texts: allowed, but rarely what the user meant."""
+    from runners.batches import load_tokenized
+
     lengths = load_tokenized(tokens)["train"].lengths
     cut = float((lengths >= max_length).mean())
     if cut > 0.5:
         print(f"warning: --max-length {max_length} cuts {cut:.0%} of the training texts to {max_length} tokens",
               file=sys.stderr)
-
-
-def _parse_workers(text: str | None) -> int | None:
-    if text is None:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise UserError(f"--workers must be an integer >= 1, got {text!r}") from None
 
 
 def _budgets(text: str) -> list[str]:
@@ -310,68 +265,12 @@ def _budgets(text: str) -> list[str]:
     return budgets
 
 
-def _check_tuning(settings: dict, entries: list[Entry], seeds: list[int]) -> None:
-    """The learning-rate search's options, checked together before anything loads."""
-    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
-    if settings["tune_lr"] is None:
-        given = [f"--{name.replace('_', '-')}" for name in ("search_seeds", "select_on", "lr_range")
-                 if settings[name] != defaults[name]]
-        if given:
-            raise UserError(f"{', '.join(given)} set(s) how --tune-lr searches; without --tune-lr nothing is searched")
-        return
-    if settings["lr"] is not None:
-        raise UserError("--lr fixes every method's learning rate and --tune-lr searches it: give one of them")
-    tuned = [e.label for e in entries if e.stages == stages.DEFAULT]
-    if not tuned:
-        raise UserError("--tune-lr searches the fine-tuning methods' rates, and --methods names none")
-    fixed = [label for label in tuned if any(p.partition("=")[0] == "lr" for p in label.split(":")[1:])]
-    if fixed:
-        raise UserError(f"{', '.join(fixed)}: a spec's :lr= fixes the rate --tune-lr searches; drop it, or give "
-                        f":lr_range=LO+HI to set the range searched")
-    shared = sorted(set(seeds) & set(settings["search_seeds"]))
-    if shared:
-        raise UserError(f"--search-seeds and --seeds share {', '.join(map(str, shared))}: the search's seeds must "
-                        f"not be the reported ones (a rate chosen on a seed would flatter that seed's test numbers)")
-
-
-def _parse_ints(text: str, flag: str) -> list[int]:
-    try:
-        values = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise UserError(f"{flag} must be comma-separated integers, got {text!r}") from None
-    if any(v < 0 for v in values):
-        raise UserError(f"{flag} must be integers >= 0, got {text!r}")
-    if not values:
-        raise UserError(f"{flag} is empty")
-    return list(dict.fromkeys(values))
-
-
-def _check_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError as e:
-        raise UserError(f"cannot write results to {folder}: {e.strerror}") from None
-
-
-def _dash_values(argv: list[str]) -> list[str]:
-    """`--budget -5s` as `--budget=-5s`: argparse takes a value that starts with '-' for an option and dies in a
-    usage dump, where the budget's own one-line error says what is wrong."""
-    out = []
-    for token in argv:
-        if out and out[-1] in _VALUE_FLAGS and token[:1] == "-" and token[1:2].isdigit():
-            out[-1] = f"{out[-1]}={token}"
-        else:
-            out.append(token)
-    return out
-
-
-_VALUE_FLAGS = {"--seeds", "--target-accuracy", "--workers", *value_flags()}
+VALUE_FLAGS = {"--seeds", "--target-accuracy", "--workers", *value_flags()}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(_dash_values(argv))
+    args = build_parser().parse_args(dash_values(argv, VALUE_FLAGS))
     command = "python -m runners.compare " + shlex.join(argv)
     try:
         with stop_on_signals():  # SIGTERM too stops the current run cleanly, and the tables are still written

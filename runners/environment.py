@@ -11,9 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is imported by the functions that read a device: `--help` and `--list` load without it
+    import torch
+    from torch import nn
 
 PACKAGES = ("torch", "transformers", "datasets", "accelerate", "numpy", "pandas", "scikit-learn")  # the runner's
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +51,8 @@ def git_state() -> dict:
 
 
 def resolve_device(choice: str) -> torch.device:
+    import torch
+
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if choice == "cuda" and not torch.cuda.is_available():
@@ -59,6 +63,8 @@ def resolve_device(choice: str) -> torch.device:
 
 def device_info(device: torch.device, bf16: bool = True) -> dict:
     """The device, and the precision a run computes in on it (`bf16`: the loop's bf16 speed-up is on)."""
+    import torch
+
     p = precision(device, bf16)
     where = ({"type": "cuda", "name": torch.cuda.get_device_name(device), "cuda": torch.version.cuda}
              if device.type == "cuda" else {"type": "cpu", "name": _cpu_name(), "threads": torch.get_num_threads()})
@@ -79,6 +85,8 @@ class Precision:
 
     @property
     def dtype(self) -> torch.dtype:
+        import torch
+
         return torch.bfloat16 if self.autocast else torch.float32
 
 
@@ -91,6 +99,8 @@ def precision(device: torch.device, bf16: bool = True) -> Precision:
     if not bf16:
         return Precision(False, "bf16 speed-up off (--ablate bf16)")
     if device.type == "cuda":
+        import torch
+
         ok = torch.cuda.is_bf16_supported()
         return Precision(ok, "cuda device supports bf16" if ok else "cuda device without bf16")
     if device.type == "cpu":
@@ -117,6 +127,8 @@ def cpu_native_bf16() -> tuple[bool, str]:
 
 def _cpu_flags() -> set[str]:
     """The CPU's feature names: torch's report (cpuinfo, torch >= 2.8), else Linux's /proc/cpuinfo flags."""
+    import torch
+
     get = getattr(torch.cpu, "get_capabilities", None)
     if get is not None:
         try:
@@ -164,12 +176,16 @@ def count_parameters(model: nn.Module,
 
 def reset_peak_memory(device: torch.device) -> None:
     if device.type == "cuda":
+        import torch
+
         torch.cuda.reset_peak_memory_stats(device)
 
 
 def peak_memory(device: torch.device) -> dict:
     """Peak memory of this process's run: CUDA allocator peaks, or the process's peak resident set on the CPU."""
     if device.type == "cuda":
+        import torch
+
         return {"kind": "cuda_max_allocated", "peak_mib": torch.cuda.max_memory_allocated(device) / MiB,
                 "cuda_max_reserved_mib": torch.cuda.max_memory_reserved(device) / MiB}
     return {"kind": "cpu_peak_rss", "peak_mib": peak_rss_bytes() / MiB}

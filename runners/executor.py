@@ -136,6 +136,9 @@ class BaseExecutor:
     kind = "serial"  # the executor's name in a record's `device`
     announces = False  # True: `map` prints each run's start and end itself (runners.progress), so its caller need not
     poll_s = 2.0  # how often a run another command holds is looked at again
+    # Called with the job once this executor holds the run's claim, just before the run starts: where a caller that
+    # announces runs itself says one is training (not before the claim: another command may be training it).
+    on_start: Callable[[dict], None] | None = None
 
     def __init__(self, name: Callable[[dict], str] | None = None):
         from runners.progress import job_name
@@ -144,6 +147,7 @@ class BaseExecutor:
         self.claims = Claims()
         self.since = time.time()  # a record written after this, while this command waited, is another's fresh one
         self.ran: set[str] = set()  # the run ids this executor started: their records are its own, not another's
+        self.walls: dict[str, float] = {}  # each run it ran: seconds from its start to its record (runners.estimate)
 
     def run(self, job: dict) -> Record:
         claim = self._claim(job)
@@ -151,8 +155,13 @@ class BaseExecutor:
             return claim
         try:
             self.ran.add(job["run_id"])
+            if self.on_start is not None:
+                self.on_start(job)
+            started = time.monotonic()
             where = {**placement(self.kind, 0, concurrent=1), **job.get("placement", {})}
-            return self._run({**job, "placement": where})
+            record = self._run({**job, "placement": where})
+            self.walls[job["run_id"]] = time.monotonic() - started
+            return record
         finally:
             self.claims.release(claim)
 

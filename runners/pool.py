@@ -135,7 +135,8 @@ class Dispatcher(BaseExecutor):
                     if record is None:
                         continue
                     self.claims.release(run.claim)
-                    progress.finished(run.job, record, time.time() - run.started, run.where)
+                    self.walls[run.job["run_id"]] = time.time() - run.started
+                    progress.finished(run.job, record, self.walls[run.job["run_id"]], run.where)
                     if record.status is Status.CANCELLED:  # a signal to the run alone stops the command too
                         stop = Stopped(_signum(record))
                         stop.cancelled.append(record)

@@ -1,17 +1,26 @@
-"""What a user sees while runs execute concurrently: one line as each run starts and as it ends (status, test
-accuracy, time), under one overall bar (runs done of the total, ETA). A run's own progress bar is for the one-worker
-case only: several redrawing at once would garble the terminal."""
+"""What a user sees while runs execute: one line as each run starts and as it ends. Concurrent runs (a pool, Ray)
+are said by `Progress`, with the status, test accuracy and time of each, under one overall bar (runs done of the
+total, ETA); one at a time, by `execute`, under the run's own progress bar (several redrawing at once would garble
+the terminal)."""
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from runners.executor import Stopped
 from runners.record import Record
+
+if TYPE_CHECKING:
+    from runners.estimate import Clock
 
 
 def job_name(job: dict) -> str:
+    """A run as the lines name it: `lora seed 0`, with its rate where it was searched or is a search trial."""
     cfg = job["config"]
-    return f"{cfg['method']} seed {cfg['seed']}"
+    if cfg.get("search"):
+        return f"{cfg['method']} lr {cfg['lr']:g} search seed {cfg['seed']}"
+    return f"{cfg['method']} seed {cfg['seed']}" + (f" (lr {cfg['lr']:g})" if cfg.get("tune_lr") and cfg["lr"] else "")
 
 
 def duration(seconds: float) -> str:
@@ -66,3 +75,33 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def execute(executor, jobs: list[dict], clock: Clock, expected: tuple = ()) -> list[str]:
+    """Run the jobs through the executor, saying at once when one does not end ok; return those (less the ones
+    whose status is `expected`, such as a search trial that diverged: said, but not a fault of the command). A pool
+    announces its runs itself (one overall bar, a line as each starts and ends); one at a time, they are said here,
+    once the executor holds a run's claim (while another command trains it, the executor says so instead)."""
+    if not jobs:
+        return []
+    not_ok, current = [], {}
+
+    def started(job: dict) -> None:
+        current["job"] = job
+        print(f"{job_name(job)}: training ({job['run_id']})", flush=True)
+
+    executor.on_start = None if executor.announces else started
+    try:
+        for record in executor.map(jobs):
+            current.pop("job", None)
+            clock.ended(record, executor.walls.get(record.run_id))
+            if not record.ok:  # said at once, not only in the table at the end
+                name = job_name({"config": record.config.to_dict()})
+                if record.status not in expected:
+                    not_ok.append(f"{name} ({record.status.value})")
+                print(f"{name}: {record.status.value}: {record.error}", file=sys.stderr)
+    except Stopped as e:
+        if "job" in current and not executor.announces:
+            print(f"{job_name(current['job'])}: cancelled: interrupted ({e.cause})", file=sys.stderr)
+        raise
+    return not_ok

@@ -284,6 +284,7 @@ def render(records: list[Record], target: float | None, trials: list[Record] = (
     cfg = records[-1].config
     unit = UNIT_KEYS[Budget.parse(cfg.budget).unit]
     verdict = " ".join(sentences(records, group))
+    df.attrs["verdict"] = verdict  # for a caller's own view of the frame (runners.terminal)
     notes = [f"- **Cells:** mean ± sd [{LOGIT_CI}] over seeds; time, memory, samples/s, serving and cost: geometric "
              f"mean [{LOG_CI}]; one value where there is one seed",
              f"- {group.footer}" if group.best or group.reference else
@@ -361,8 +362,10 @@ def at_chosen_rates(records: list[Record], trials: list[Record]) -> list[Record]
     return kept
 
 
-def write_tables(results: Path, dataset: str, target: float | None = None) -> dict[str, str]:
-    """Regenerate `comparison.md`, `comparison.csv` and the plots for a dataset; return each experiment's markdown."""
+def write_tables(results: Path, dataset: str, target: float | None = None,
+                 views: dict[str, pd.DataFrame] | None = None) -> dict[str, str]:
+    """Regenerate `comparison.md`, `comparison.csv` and the plots for a dataset; return each experiment's markdown.
+    `views`, when given, gains each experiment's summary frame (its comparison.csv rows; `attrs["verdict"]`)."""
     groups = experiments(load_records(results, dataset))
     out = Path(results) / dataset
     rendered, frames, sections = {}, [], []
@@ -388,6 +391,8 @@ def write_tables(results: Path, dataset: str, target: float | None = None) -> di
             df["budget unit"] = UNIT_KEYS[Budget.parse(cfg.budget).unit]
             df["target val acc"] = target_used
         frames.append(df)
+        if views is not None:
+            views[eid] = df
         plots = write_plots(g, out / "plots", prefix=f"{eid}-", trials=trials)
         figures = "".join(f"![{p.stem.removeprefix(eid + '-')}](plots/{p.name})\n" for p in plots)
         sections.append(f"## Experiment {eid}\n\n{rendered[eid]}" + (f"\n{figures}" if figures else ""))

@@ -182,7 +182,7 @@ def test_register_rejects_bad_and_taken_names(name, error):
 
 @needs_gensim
 def test_word_vectors_come_from_train_texts_only():
-    from baselines.w2v import MeanWordVectors
+    from baselines.vectors import MeanWordVectors
 
     features = MeanWordVectors(vector_size=8, seed=0).fit(["good day", "bad day"] * 5)
     out = features.transform(["good day", "zzzunseen", ""])

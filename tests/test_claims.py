@@ -120,3 +120,33 @@ def test_a_claim_is_taken_over_when_its_claimant_is_gone(tmp_path, monkeypatch):
     assert time.time() - path.stat().st_mtime < 5
     holder.close()
     assert not path.exists()
+
+
+def test_a_serial_command_says_a_run_is_training_only_once_it_holds_the_claim(tmp_path, capsys):
+    from runners.estimate import Clock, History
+    from runners.progress import execute
+
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    job = {**JOB, "record_path": str(folder / "x-s0-abc.json")}
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # another live command
+    try:
+        claim_path(job).write_text(json.dumps({"host": socket.gethostname(), "pid": other.pid,
+                                               "since": time.time(), "token": "theirs"}))
+
+        def finish():  # the other command writes the run's record, then lets its claim go
+            time.sleep(1)
+            Path(job["record_path"]).write_text(parse(FIXTURE.read_text()).to_json())
+            claim_path(job).unlink()
+
+        threading.Thread(target=finish).start()
+        executor = SubprocessExecutor(command=[sys.executable, "-c", "raise SystemExit(1)"])
+        executor.poll_s = 0.2
+        with executor:
+            assert execute(executor, [job], Clock(History(tmp_path), "key")) == []
+    finally:
+        other.kill()
+        other.wait()
+    out = capsys.readouterr().out
+    assert "full seed 0: " in out and "is training it; waiting for its record" in out
+    assert "training (" not in out  # it never trained here: the other command's record is kept

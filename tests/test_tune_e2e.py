@@ -74,10 +74,10 @@ class Spy:
 def run_compare(args: list[str], mp: pytest.MonkeyPatch, plots: bool = True) -> tuple[int, str, str, Spy]:
     """compare.main in this process, its runs in this process too, watched by a Spy. The estimate's probe step (a
     full fine-tuning step, tested in test_estimate.py) is skipped for time; and the plots where `plots` is false."""
-    from runners import estimate, tables
+    from runners import probe, tables
 
     mp.setattr(compare, "Executor", InProcessExecutor)
-    mp.setattr(estimate, "probe", lambda *args, **kwargs: (0.01, 1e9))
+    mp.setattr(probe, "probe", lambda *args, **kwargs: probe.Probe(0.01, 5, 0.01, 0.01, 1e9, 0.1, 0.1, 1e-3))
     if not plots:
         mp.setattr(tables, "write_plots", lambda *args, **kwargs: [])
     spy = Spy().install(mp)
@@ -138,7 +138,7 @@ def test_the_tuned_command_ends_ok(tuned):
     assert tuned.code == 0, tuned.err
     assert "head: lr " in tuned.out and "lora: lr " in tuned.out and " chosen (validation accuracy " in tuned.out
     assert "no learning rate had every search trial end ok" not in tuned.out + tuned.err
-    assert "estimate: 6 run(s) × " in tuned.out and "; 4 of these runs are the learning-rate search" in tuned.out
+    assert "estimate: 6 run(s) × " in tuned.out and " if the searches extend (4 of them search trials; " in tuned.out
 
 
 def test_no_search_trial_evaluates_the_test_split(tuned):
@@ -220,7 +220,7 @@ def test_a_default_rate_comparison_at_two_budgets_says_so_and_sits_side_by_side(
     md = (folder / "comparison.md").read_text()
     assert "tuned lr" not in md and "search cost" not in md and "Tuned lr" not in md
     assert md.count("**Learning rates:** each method's default (`--list`), not tuned") == 2
-    assert "## Across budgets (32samples, 64samples)" in md and "## Across budgets" in out
+    assert "## Across budgets (32samples, 64samples)" in md and "\nAcross budgets (32samples, 64samples)\n" in out
     (plot,) = (folder / "plots").glob("budgets-*-accuracy_vs_budget.png")
     assert plot.stat().st_size > 10_000 and f"(plots/{plot.name})" in md
     assert not (folder / "search.csv").exists() and not list((folder / "plots").glob("*lr_search.png"))
