@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import importlib.util
-import re
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -12,11 +10,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from methods.registry import SpecError, parse_params
+from methods.registry import Registry, SpecError
 from methods.registry import registered as registered_methods
+from methods.specs import parse_params
 
-_REGISTRY: dict[str, type[Baseline]] = {}
-_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")  # unlike methods, a hyphen is allowed: `w2v-logreg`
 INSTALL_HINT = "pip install -e '.[baselines]'"
 
 
@@ -37,7 +34,7 @@ class Baseline(ABC):
     summary: ClassVar[str] = ""  # one line for `--list`
     Params: ClassVar[type[BaselineParams]] = BaselineParams
     needs: ClassVar[tuple[str, ...]] = ()  # optional modules (from the `baselines` extra) it imports
-    # The worker stages that run it (runners.stages): fit and test in one, instead of a method's train, evaluate.
+    # The worker stages that run it (runners.job.stages): fit and test in one, instead of a method's train, evaluate.
     stages: ClassVar[tuple[str, ...]] = ("baseline",)
 
     def __init__(self, params: BaselineParams | None = None) -> None:
@@ -90,36 +87,17 @@ class Baseline(ABC):
         return [module for module in cls.needs if importlib.util.find_spec(module) is None]
 
 
+BASELINES: Registry[type[Baseline]] = Registry("baseline", "baselines", base=Baseline, pattern=r"^[a-z][a-z0-9_-]*$",
+                                               rule="lowercase letters, digits, _ and -")  # `w2v-logreg`
+registered, get = BASELINES.registered, BASELINES.get
+
+
 def register(name: str):
-    """Class decorator: `@register("tfidf")` makes the baseline available by that name."""
-
-    def decorate(cls: type[Baseline]) -> type[Baseline]:
-        if not _NAME.match(name):
-            raise ValueError(f"baseline name {name!r} must be lowercase letters, digits, _ and -")
-        if name in _REGISTRY:
-            raise ValueError(f"baseline {name!r} is already registered by {_REGISTRY[name].__qualname__}")
-        if name in registered_methods():  # one `--methods` list names both kinds
-            raise ValueError(f"baseline {name!r} has the name of a fine-tuning method")
-        if not (isinstance(cls, type) and issubclass(cls, Baseline)):
-            raise TypeError(f"@register({name!r}) must decorate a Baseline subclass")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorate
-
-
-def registered() -> dict[str, type[Baseline]]:
-    """Every registered baseline, by name."""
-    return dict(sorted(_REGISTRY.items()))
-
-
-def get(name: str) -> type[Baseline]:
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise SpecError(f"unknown baseline {name!r}.{hint} Registered: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+    """Class decorator: `@register("tfidf")` makes the baseline available by that name, unless a fine-tuning method
+    has it (one `--methods` list names both kinds)."""
+    if name in registered_methods():
+        raise ValueError(f"baseline {name!r} has the name of a fine-tuning method")
+    return BASELINES.register(name)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ class W2VBaseline(Baseline):
     def build(self, seed: int) -> Pipeline:
         from sklearn.pipeline import Pipeline
 
-        from baselines.vectors import MeanWordVectors
+        from baselines._vectors import MeanWordVectors
 
         p = self.params
         features = MeanWordVectors(p.vector_size, p.window, p.min_count, p.epochs, seed=seed)

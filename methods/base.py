@@ -52,14 +52,17 @@ class ModelContext:
     attention: str = "sdpa"  # transformers' attn_implementation; "eager" when the loop's sdpa speed-up is ablated
     bf16: bool = True  # the loop's bf16 speed-up (False: --ablate bf16); the device decides whether it applies
     fused_gelu: bool = True  # the loop's fused_gelu speed-up (False: --ablate fused_gelu)
+    # What the loop computes in on this device, as the runner decided it from the device and the bf16 speed-up
+    # (bfloat16 where it autocasts: CUDA, a CPU with native bf16; else float32); a quantized base's dequantized
+    # matmuls follow it. The method library reads it here and decides nothing about devices itself.
+    compute_dtype: str = "float32"
 
     @property
-    def compute_dtype(self) -> torch.dtype:
-        """What the loop computes in on this device: bf16 where it autocasts (CUDA, a CPU with native bf16), else
-        fp32 (runners.environment.precision); a quantized base's dequantized matmuls follow it."""
-        from runners.environment import precision
+    def dtype(self) -> torch.dtype:
+        """`compute_dtype` as torch's dtype."""
+        import torch
 
-        return precision(self.device, self.bf16).dtype
+        return getattr(torch, self.compute_dtype)
 
     def load_kwargs(self) -> dict[str, Any]:
         """`from_pretrained`'s arguments every method's model loads with: fp32 weights, a fresh head, the attention
@@ -196,7 +199,7 @@ class Method(ABC):
         """The resolved hyperparameters, as stored in every record."""
         return dataclasses.asdict(self.params)
 
-    # Deployment: what a user keeps and serves after training (runners.serving). The defaults fit a method that
+    # Deployment: what a user keeps and serves after training (runners.job.stages.serve). The defaults fit a method that
     # trains tensors of a plain transformers model: it has nothing to merge and saves with safetensors.
     # Whether the trained modules fold into the base's weights (`merge`): True where they do (LoRA, IA³), False
     # where they cannot (virtual tokens), None where the method adds nothing to fold (full, head, BitFit).

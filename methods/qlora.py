@@ -39,7 +39,7 @@ class Qlora(FourBitBase, Lora):  # LoRA with its own load_model; FourBitBase cou
         quant = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4",
             # the dequantized matmuls in the loop's precision: bf16 where it autocasts (CUDA, a CPU with native bf16)
-            bnb_4bit_use_double_quant=self.params.double_quant, bnb_4bit_compute_dtype=ctx.compute_dtype,
+            bnb_4bit_use_double_quant=self.params.double_quant, bnb_4bit_compute_dtype=ctx.dtype,
         )
         model = AutoModelForSequenceClassification.from_pretrained(
             ctx.path, **ctx.load_kwargs(), quantization_config=quant, device_map={"": ctx.device},

@@ -1,67 +1,110 @@
-"""The method registry and the `NAME[:key=value...]` spec parser used by the CLI."""
+"""One registry type for everything the lab looks up by name: fine-tuning methods, classical baselines and the worker's
+stages. Each is registered under its name by a decorator that validates the name and refuses a duplicate, and each
+registry finds its entries by one rule: a scan of its package's folder (every module not named `_*`), on first use,
+plus the entry points of installed packages where it names a group; `load_plugin` imports one more module or file.
+
+Why a folder scan and not a hand-kept import list (STYLE.md's principle 1 asked for one): adding a method is adding
+its file, and a forgotten line in a list failed silently. A module that fails to import fails the lookup loudly;
+`--list`, the README table and the contract test show what registered. Modules named `_*` are left out (scratch
+files, a `__main__`, and helpers a method imports when it runs, such as `_cached_features`): nothing the registry
+imports may import torch, so that `--help` and `--list` answer at once (tests/test_startup.py).
+"""
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import hashlib
 import importlib
 import importlib.util
+import pkgutil
 import re
 import sys
-import typing
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Generic, TypeVar
 
 from methods.base import Method
 
-_REGISTRY: dict[str, type[Method]] = {}
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-LIST_SEP = "+"  # separates items of a list value: `lora:targets=c_attn+c_fc` (commas separate methods)
-ENTRY_POINTS = "peft_lab.methods"  # the entry-point group an installed package registers its methods under
-_entry_points_loaded = False
+T = TypeVar("T")
+NAME = r"^[a-z][a-z0-9_]*$"  # lowercase letters, digits and _: the CLI token
 
 
 class SpecError(ValueError):
-    """A method spec the user typed is wrong; the message is one line meant for them."""
+    """A spec the user typed is wrong (an unknown name, a bad key); the message is one line meant for them."""
 
 
 class PluginError(SpecError):
     """A plugin (`--plugin` or an entry point) could not be imported; the message is one line meant for the user."""
 
 
-def register(name: str):
-    """Class decorator: `@register("lora")` makes the method available as `--methods lora`."""
+class Registry(Generic[T]):
+    """Names → registered classes (or functions) of one kind, found in `package`'s folder and `entry_points`."""
 
-    def decorate(cls: type[Method]) -> type[Method]:
-        if not _NAME.match(name):
-            raise ValueError(f"method name {name!r} must be lowercase letters, digits and _")
-        if name in _REGISTRY:
-            raise ValueError(f"method {name!r} is already registered by {_REGISTRY[name].__qualname__}")
-        if not (isinstance(cls, type) and issubclass(cls, Method)):
-            raise TypeError(f"@register({name!r}) must decorate a Method subclass")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
+    def __init__(self, kind: str, package: str, *, base: type | None = None, pattern: str = NAME,
+                 rule: str = "lowercase letters, digits and _", entry_points: str | None = None, hint: str = ""):
+        self.kind, self.package, self.base, self.entry_points, self.hint = kind, package, base, entry_points, hint
+        self.pattern, self.rule = re.compile(pattern), rule
+        self._entries: dict[str, T] = {}
+        self._discovered = False
 
-    return decorate
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator: `@METHODS.register("lora")` makes the class available as `--methods lora` (a class gets its
+        `name` attribute set to it)."""
 
+        def decorate(obj: T) -> T:
+            if not self.pattern.match(name):
+                raise ValueError(f"{self.kind} name {name!r} must be {self.rule}")
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is already registered by {self._entries[name].__qualname__}")
+            if self.base is not None and not (isinstance(obj, type) and issubclass(obj, self.base)):
+                raise TypeError(f"@register({name!r}) must decorate a {self.base.__name__} subclass")
+            if not callable(obj):
+                raise TypeError(f"@register({name!r}) must decorate a class or a function")
+            if isinstance(obj, type):
+                obj.name = name
+            self._entries[name] = obj
+            return obj
 
-def registered() -> dict[str, type[Method]]:
-    """Every registered method, by name, installed plugins' included."""
-    _load_entry_points()
-    return dict(sorted(_REGISTRY.items()))
+        return decorate
 
+    def registered(self) -> dict[str, T]:
+        """Every entry, by name, in name order (the package's own and installed plugins')."""
+        self.discover()
+        return dict(sorted(self._entries.items()))
 
-def get(name: str) -> type[Method]:
-    _load_entry_points()
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise SpecError(f"unknown method {name!r}.{hint} Registered: {', '.join(sorted(_REGISTRY))} "
-                        f"(a method from elsewhere: --plugin MODULE or FILE.py)")
-    return _REGISTRY[name]
+    def get(self, name: str) -> T:
+        """The entry `name`, or a one-line SpecError naming the closest one and every registered name."""
+        self.discover()
+        if name not in self._entries:
+            close = difflib.get_close_matches(name, self._entries, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise SpecError(f"unknown {self.kind} {name!r}.{hint} Registered: {', '.join(sorted(self._entries))}"
+                            + (f" ({self.hint})" if self.hint else ""))
+        return self._entries[name]
+
+    def __contains__(self, name: str) -> bool:
+        self.discover()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.registered())
+
+    def discover(self) -> None:
+        """Import, once, every module of the package's folder not named `_*`, then the entry points' modules."""
+        if self._discovered:
+            return
+        self._discovered = True  # first: a module that reads the registry while it loads must not load it again
+        package = importlib.import_module(self.package)
+        for module in pkgutil.iter_modules(package.__path__):
+            if not module.name.startswith("_"):
+                importlib.import_module(f"{self.package}.{module.name}")
+        for ep in metadata.entry_points(group=self.entry_points) if self.entry_points else ():
+            try:
+                ep.load()
+            except Exception as e:
+                dist = getattr(ep, "dist", None)  # the distribution that declared it, where importlib knows it
+                raise PluginError(f"cannot import plugin {ep.name!r} ({ep.value}, entry point of "
+                                  f"{dist.name if dist else 'an installed package'}): {_one_line(e)}") from None
 
 
 def load_plugin(plugin: str) -> str:
@@ -94,100 +137,11 @@ def load_plugin(plugin: str) -> str:
         raise PluginError(f"cannot import plugin {plugin!r}: {_one_line(e)}") from None
 
 
-def _load_entry_points() -> None:
-    """Import, once, every module installed packages list in the entry-point group `peft_lab.methods`."""
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True  # first: a plugin that reads the registry while it loads must not load it again
-    for ep in metadata.entry_points(group=ENTRY_POINTS):
-        try:
-            ep.load()
-        except Exception as e:
-            dist = getattr(ep, "dist", None)  # the distribution that declared it, where importlib knows it
-            raise PluginError(f"cannot import plugin {ep.name!r} ({ep.value}, entry point of "
-                              f"{dist.name if dist else 'an installed package'}): {_one_line(e)}") from None
-
-
 def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {' '.join(str(e).split())}"
 
 
-@dataclass(frozen=True)
-class MethodSpec:
-    """A parsed `NAME[:key=value...]`: the label shown in tables, and the method built from it."""
-
-    label: str
-    method: Method
-
-
-def parse_spec(text: str) -> MethodSpec:
-    label = text.strip()
-    name, *pairs = label.split(":")
-    if not name:
-        raise SpecError(f"empty method name in spec {text!r}")
-    cls = get(name)
-    return MethodSpec(label=label, method=cls(parse_params(label, name, cls.Params, pairs)))
-
-
-def parse_params(label: str, name: str, params_cls: type, pairs: list[str]) -> Any:
-    """`params_cls` (a hyperparameter dataclass) from `key=value` texts, each typed from its field; every mistake a
-    one-line SpecError that names the spec. Shared by the method and the baseline registries."""
-    fields = [f.name for f in dataclasses.fields(params_cls)]
-    types = typing.get_type_hints(params_cls)
-    values: dict[str, object] = {}
-    for pair in pairs:
-        key, eq, raw = pair.partition("=")
-        if not eq or not key:
-            raise SpecError(f"{label}: expected key=value, got {pair!r}")
-        if key not in fields:
-            close = difflib.get_close_matches(key, fields, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise SpecError(f"{label}: unknown parameter {key!r} for {name}.{hint} Allowed: {', '.join(fields)}")
-        if key in values:
-            raise SpecError(f"{label}: {key!r} given twice")
-        values[key] = _convert(label, key, raw, types[key])
-    try:
-        return params_cls(**values)
-    except (ValueError, TypeError) as e:
-        raise SpecError(f"{label}: {e}") from None
-
-
-def parse_specs(text: str) -> list[MethodSpec]:
-    """Parse a comma-separated `--methods` value; labels must be unique."""
-    specs = [parse_spec(part) for part in text.split(",") if part.strip()]
-    if not specs:
-        raise SpecError("no method given; try --list to see the registered ones")
-    labels = [s.label for s in specs]
-    dupes = sorted({lab for lab in labels if labels.count(lab) > 1})
-    if dupes:
-        raise SpecError(f"method spec given more than once: {', '.join(dupes)}")
-    return specs
-
-
-_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
-
-
-def _convert(label: str, key: str, raw: str, typ: object) -> object:
-    try:
-        return _coerce(raw, typ)
-    except ValueError:
-        shown = getattr(typ, "__name__", str(typ))
-        raise SpecError(f"{label}: {key}={raw!r} is not a valid {shown}") from None
-
-
-def _coerce(raw: str, typ: object) -> object:
-    """Turn the text after `=` into the field's type: bool, int, float, str, tuple[X, ...], or X | None."""
-    if typ is bool:
-        if raw.lower() not in _TRUE | _FALSE:
-            raise ValueError(raw)
-        return raw.lower() in _TRUE
-    if typ in (int, float, str):
-        return typ(raw)
-    args = typing.get_args(typ)
-    if typing.get_origin(typ) is tuple:
-        return tuple(_coerce(item, args[0]) for item in raw.split(LIST_SEP) if item)
-    if type(None) in args:
-        inner = next(a for a in args if a is not type(None))
-        return None if raw.lower() == "none" else _coerce(raw, inner)
-    raise TypeError(f"unsupported hyperparameter type {typ}")
+ENTRY_POINTS = "peft_lab.methods"  # the entry-point group an installed package registers its methods under
+METHODS: Registry[type[Method]] = Registry("method", "methods", base=Method, entry_points=ENTRY_POINTS,
+                                           hint="a method from elsewhere: --plugin MODULE or FILE.py")
+register, registered, get = METHODS.register, METHODS.registered, METHODS.get

@@ -3,7 +3,7 @@ number of samples; prints and writes samples/s, real tokens/s, MFU and HFU again
 peak memory and the ratios ours/peer. With `--ablate`, instead: what each speed-up of our loop buys, turned off one
 at a time, and torch.compile. With `--profile`: where a step's time goes, per method (torch.profiler).
 
-Each of our measurements is a run of `runners.worker` through the executor `runners.compare` uses (its own process,
+Each of our measurements is a run of `runners.job.worker` through the executor `runners.compare` uses (its own process,
 so its peak memory is its own), read from the run's record, kept in `<results>/records/` (not `runs/`: they are no
 comparison for `runners.report`); each peer runs in its own process too.
 """
@@ -19,14 +19,17 @@ import pandas as pd
 import torch
 from tabulate import tabulate
 
-from runners import environment as env
-from runners import plan
 from runners.cli import warn_if_sigint_ignored
-from runners.errors import UserError
-from runners.executor import ExitCode, Stopped, SubprocessExecutor, stop_on_signals
-from runners.peers import measure_peer
-from runners.records import write_text_atomic
-from runners.speedups import SPEEDUPS, measurable
+from runners.core.errors import UserError
+from runners.core.files import write_text_atomic
+from runners.core.signals import ExitCode, Stopped, stop_on_signals
+from runners.execute.serial import SubprocessExecutor
+from runners.job.peers import PeerJob, measure_peer
+from runners.measure import environment as env
+from runners.measure.environment import measurable
+from runners.planning import plan
+from runners.settings.speedups import SPEEDUPS
+from runners.store.context import git_state, now, versions
 
 # Where the runs execute, as in `runners.compare`: each in its own process. The one seam to swap (tests run in-process).
 Executor = SubprocessExecutor
@@ -153,12 +156,12 @@ def peaks_line(peaks: dict) -> str:
 def bench(args: argparse.Namespace, command: str) -> int:
     from transformers import AutoConfig
 
-    from runners.batches import default_cache_dir, tokenize_cached
-    from runners.config import RunConfig
-    from runners.data import load_splits
-    from runners.models import load_tokenizer, resolve_model
-    from runners.peers import PEERS
-    from runners.sources import resolve_source
+    from runners.data.batches import default_cache_dir, tokenize_cached
+    from runners.data.models import load_tokenizer, resolve_model
+    from runners.data.sources import resolve_source
+    from runners.data.splits import load_splits
+    from runners.job.peers import PEERS
+    from runners.settings.config import RunConfig
 
     if bool(args.model) == bool(args.model_shape):
         raise UserError("give one of --model or --model-shape gpt2")
@@ -189,7 +192,7 @@ def bench(args: argparse.Namespace, command: str) -> int:
               f"precision here: {SHORT[info['compute_dtype']]} ({info['bf16_reason']})")
     out = Path(args.results)
     if args.profile:
-        from runners.profiling import profile_methods
+        from runners.job.profiling import profile_methods
 
         table = profile_methods(specs, model_dir, tokens=tokens, num_labels=splits.num_labels,
                                 pad_id=tokenizer.pad_token_id, batch_size=args.batch_size, max_length=max_length,
@@ -200,19 +203,18 @@ def bench(args: argparse.Namespace, command: str) -> int:
     settings = dict(seed=0, dataset=source.name, data_dir=args.data_dir, model=args.model or model_dir,
                     budget=f"{args.samples}samples", batch_size=args.batch_size, max_length=max_length,
                     eval_limit=64, checkpoints=(1.0,), device=args.device)
-    peer_job = {"tokens": str(tokens), "model_dir": model_dir, "num_labels": splits.num_labels,
-                "pad_id": tokenizer.pad_token_id, "samples": args.samples, "max_length": max_length,
-                "device": args.device}
+    peer_job = dict(tokens=str(tokens), model_dir=model_dir, num_labels=splits.num_labels,
+                    pad_id=tokenizer.pad_token_id, samples=args.samples, max_length=max_length, device=args.device)
     with Executor() as executor:
         def ours(spec: str, what: str, **loop) -> dict:
             cfg = RunConfig(method=spec, **settings, **loop)
-            job = {**plan.job_for(common, cfg, out / "records"), "stages": ["train", "evaluate"]}  # no serve stage: its
-            # seconds would lengthen the bench and measure nothing it reports
+            # no serve stage: its seconds would lengthen the bench and measure nothing it reports
+            job = plan.job_for(common, cfg, out / "records", stages=("train", "evaluate"))
             return _logged(what, args.samples, lambda: measure_ours(executor, job, device))
 
         def peer(name: str, bf16: bool = True) -> dict:
             return _logged(f"{name} (all weights{'' if bf16 else ', fp32'})", args.samples,
-                           lambda: measure_peer({**peer_job, "peer": name, "bf16": bf16}))
+                           lambda: measure_peer(PeerJob(**peer_job, peer=name, bf16=bf16)))
 
         if args.ablate:
             df = ablation(specs, ours, device)
@@ -239,7 +241,7 @@ def bench(args: argparse.Namespace, command: str) -> int:
 
 
 def _write(out: Path, stem: str, header: str, command: str, table: str, df: pd.DataFrame | None) -> int:
-    context = f"Command: `{command}`\nVersions: {env.versions()}; git {env.git_state()}; {env.now()}"
+    context = f"Command: `{command}`\nVersions: {versions()}; git {git_state()}; {now()}"
     write_text_atomic(out / f"{stem}.md", f"{header}\n\n{context}\n\n{table}\n")
     if df is not None:
         write_text_atomic(out / f"{stem}.csv", df.to_csv(index=False))
@@ -273,8 +275,8 @@ def against_peers(specs: list[str], peers: list[str], ours, peer, config, peaks:
     """One row per method spec of ours (and its fp32 twin with `fp32_too`) and per peer (the tuned one's fp32 twin
     too), with MFU and HFU against the measured peak of the row's precision and each one's speed relative to each
     peer's."""
-    from runners.flops import FlopModel
-    from runners.peers import PEERS
+    from runners.job.peers import PEERS
+    from runners.measure.flops import FlopModel
 
     both = (True, False) if fp32_too else (True,)  # bf16 on (where the device has it), then off
     runs = [("ours", m, bf16) for m in specs for bf16 in both]

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from methods import registered
-from runners import stages
-from runners.config import RunConfig
-from runners.errors import UserError
+from runners.core.errors import UserError
+from runners.job import stages
+from runners.settings.config import RunConfig
 
 if TYPE_CHECKING:
-    from runners.plan import Entry
-    from runners.sources import Source
+    from runners.data.sources import Source
+    from runners.planning.plan import Entry
 
 
 def list_methods(markdown: bool = False) -> str:

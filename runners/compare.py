@@ -12,9 +12,6 @@ from pathlib import Path
 # Only what `--help` and `--list` need is imported here: torch, transformers, pandas and scikit-learn take seconds to
 # import, and are imported where a comparison first uses them (tests/test_cli.py holds this file to it).
 from methods import SpecError, parse_specs
-from runners import environment as env
-from runners import estimate, stages, tune
-from runners.budget import Budget
 from runners.cli import (
     add_plugin_option,
     add_run_options,
@@ -29,12 +26,21 @@ from runners.cli import (
     value_flags,
     warn_if_sigint_ignored,
 )
-from runners.config import RunConfig
-from runners.errors import UserError
-from runners.executor import ExitCode, Stopped, SubprocessExecutor, make_executor, stop_on_signals
-from runners.plan import Entry, common_job, make_plan
-from runners.progress import execute, job_name
-from runners.records import DEFAULT_RESULTS, runs_dir
+from runners.core.errors import UserError
+from runners.core.signals import ExitCode, Stopped, stop_on_signals
+from runners.execute.factory import make_executor
+from runners.execute.progress import execute, job_name
+from runners.execute.serial import SubprocessExecutor
+from runners.job import stages
+from runners.job.spec import Shared
+from runners.measure import environment as env
+from runners.planning import estimate
+from runners.planning import search as tune
+from runners.planning.plan import Entry, common_job, make_plan
+from runners.settings.budget import Budget
+from runners.settings.config import RunConfig
+from runners.settings.search import EXTEND_LIMIT
+from runners.store.records import DEFAULT_RESULTS, runs_dir
 
 # Where the runs execute: each in its own process, in order. The one seam to swap (tests run them in-process).
 Executor = SubprocessExecutor
@@ -64,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", default="local", help="local (processes on this machine) or ray (pip install -e "
                                                         "'.[ray]'; a local instance unless --ray-address)")
     p.add_argument("--ray-address", help="with --executor ray: join a running cluster (auto or HOST:PORT)")
-    # What the serve stage does (runners.serving): these change no result, so they are job settings, not RunConfig
+    # What the serve stage does: these change no result, so they are job settings, not RunConfig
     # fields, and no run id depends on them.
     p.add_argument("--skip-serving", action="store_true",
                    help="skip the serve stage (artifact size, merge check, serving latency); training cost is kept")
@@ -72,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "`python -m runners.predict` (--rerun to save recorded runs)")
     p.add_argument("--price-per-hour", type=float, metavar="USD",
                    help="price of one device-hour, for the cost columns (default: a list price for common GPUs, "
-                        "none on the CPU; runners.prices)")
+                        "none on the CPU; runners.measure.prices)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show stack traces for errors")
     return p
@@ -84,7 +90,7 @@ def compare(args: argparse.Namespace, command: str) -> int:
         print(list_methods(args.markdown))
         return 0
     warn_if_sigint_ignored()
-    from runners.sources import resolve_source
+    from runners.data.sources import resolve_source
 
     entries = _entries(args)
     seeds = parse_ints(args.seeds, "--seeds")
@@ -95,6 +101,8 @@ def compare(args: argparse.Namespace, command: str) -> int:
     # Every setting is checked before the minutes of loading (a bad --eval-limit, --val-fraction, budget...).
     RunConfig(method=entries[0].label, seed=seeds[0], budget=budgets[0], **settings)
     check_tuning(settings, entries, seeds)
+    if args.price_per_hour is not None and not args.price_per_hour > 0:
+        raise UserError(f"--price-per-hour must be > 0 (USD per device-hour), got {args.price_per_hour:g}")
     imports_s = _import_worker()  # after the checks (a mistake is said at once), before torch loads: timed
     device = env.resolve_device(args.device)  # --device cuda without CUDA is refused here, not in every run
     # the executor is chosen (and a bad --workers or --executor refused) before the minutes of loading
@@ -111,7 +119,7 @@ def compare(args: argparse.Namespace, command: str) -> int:
     try:
         with executor:  # a Ray executor knows its slots and threads once connected, here
             clock = estimate.Clock.of(executor, _cache_dir(args), env.device_info(device)["name"],
-                                      common["model_identity"], imports_s)
+                                      common.model.model_dump(), imports_s)
             for budget in budgets:  # the whole comparison, tuning included, at each budget
                 if len(budgets) > 1:
                     print(f"\n== budget {budget} ==")
@@ -121,8 +129,8 @@ def compare(args: argparse.Namespace, command: str) -> int:
                 not_ok += failed
     except Stopped as e:  # the runs are recorded `cancelled`; the finished ones still make their tables
         stopped = e
-    from runners.tables import write_tables
-    from runners.terminal import ending
+    from runners.analysis.tables import write_tables
+    from runners.analysis.terminal import ending
 
     views: dict = {}  # the verdict and key columns are printed; the files hold every column
     rendered = write_tables(results, source.name, args.target_accuracy, views=views)
@@ -138,7 +146,7 @@ def compare(args: argparse.Namespace, command: str) -> int:
     return ExitCode.OK
 
 
-def _compare_at(args: argparse.Namespace, entries: list[Entry], seeds: list[int], settings: dict, common: dict,
+def _compare_at(args: argparse.Namespace, entries: list[Entry], seeds: list[int], settings: dict, common: Shared,
                 folder: Path, device, executor, runs: list[dict],
                 clock: estimate.Clock) -> tuple[list[str], list[str]]:
     """One budget's comparison: the learning-rate search where asked, then every entry × seed; `runs` gains the jobs
@@ -153,7 +161,7 @@ def _compare_at(args: argparse.Namespace, entries: list[Entry], seeds: list[int]
         if sum(phases) and not said:
             said = True
             labels = [e.label for e in entries if e.stages == stages.DEFAULT]  # baselines: seconds, no budget
-            rounds = tune.EXTEND_LIMIT if searched else 0  # each search may extend its grid this many times
+            rounds = EXTEND_LIMIT if searched else 0  # each search may extend its grid this many times
             print(clock.estimate(Budget.parse(settings["budget"]), settings, common, device, labels, phases,
                                  searched, rounds, len(tuned) * len(settings["search_seeds"])).line(), flush=True)
 
@@ -168,13 +176,12 @@ def _compare_at(args: argparse.Namespace, entries: list[Entry], seeds: list[int]
         choices = tune.search([e.label for e in tuned], settings, common, folder, run_trials, rerun=args.rerun)
         rows = [replace(e, settings={"lr": choices[e.label].lr}) if e.label in choices else e for e in entries]
     plan = make_plan(rows, seeds, settings, common, folder, rerun=args.rerun)
-    say_estimate((sum(tuple(job["stages"]) == stages.DEFAULT for job in plan.jobs),))
+    say_estimate((sum(job.stages == stages.DEFAULT for job in plan.jobs),))
     for job in plan.skipped:
-        print(f"{job_name(job)}: ok record exists ({Path(job['record_path']).name}), skipped; --rerun to run again")
-    unsearched = [job for job in plan.jobs if job["config"]["method"] in choices
-                  and choices[job["config"]["method"]].lr is None]
+        print(f"{job.name}: ok record exists ({Path(job.record_path).name}), skipped; --rerun to run again")
+    unsearched = [job for job in plan.jobs if job.config.method in choices and choices[job.config.method].lr is None]
     for job in unsearched:  # its search found no rate that trains: the reported seeds say so, loudly
-        record = tune.unsearched_record(job, choices[job["config"]["method"]])
+        record = tune.unsearched_record(job, choices[job.config.method])
         not_ok.append(f"{job_name(job)} ({record.status.value})")
         print(f"{job_name(job)}: {record.status.value}: {record.error}", file=sys.stderr)
     ran = [job for job in plan.jobs if job not in unsearched]
@@ -199,12 +206,12 @@ def _entries(args: argparse.Namespace) -> list[Entry]:
     return entries
 
 
-def _prepare(args: argparse.Namespace, source, command: str, texts: bool) -> tuple[dict, int]:
+def _prepare(args: argparse.Namespace, source, command: str, texts: bool) -> tuple[Shared, int]:
     """Resolve the model, load and split the data, tokenize it once into the cache: what every job shares, and the
     max_length fitted to the model's positions. `texts`: also keep the raw texts, for runs that read them."""
-    from runners.batches import tokenize_cached
-    from runners.data import load_splits, save_texts
-    from runners.models import load_tokenizer, resolve_model
+    from runners.data.batches import tokenize_cached
+    from runners.data.models import load_tokenizer, resolve_model
+    from runners.data.splits import load_splits, save_texts
 
     label_names = tuple(n.strip() for n in args.label_names.split(",")) if args.label_names else None
     model = resolve_model(args.model, allow_pickle=args.allow_pickle, revision=args.revision)
@@ -230,22 +237,22 @@ def _prepare(args: argparse.Namespace, source, command: str, texts: bool) -> tup
 
 
 def _cache_dir(args: argparse.Namespace) -> Path:
-    from runners.batches import default_cache_dir
+    from runners.data.batches import default_cache_dir
 
     return Path(args.cache_dir or default_cache_dir()).expanduser()
 
 
 def _import_worker() -> float:
-    """Import what a run's process imports first (runners.worker: torch, transformers...), timed, for the estimate."""
+    """Import what a run's process imports first (the worker: torch, transformers...), timed, for the estimate."""
     start = time.perf_counter()
-    import runners.worker  # noqa: F401
+    import runners.job.worker  # noqa: F401
 
     return time.perf_counter() - start
 
 
 def _warn_if_truncating(tokens: Path, max_length: int) -> None:
     """Say when --max-length cuts most training texts: allowed, but rarely what the user meant."""
-    from runners.batches import load_tokenized
+    from runners.data.batches import load_tokenized
 
     lengths = load_tokenized(tokens)["train"].lengths
     cut = float((lengths >= max_length).mean())

@@ -5,8 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from runners import record
-from runners.records import write_text_atomic
+from runners.core.files import write_text_atomic
+from runners.store import schema as record
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from runners.errors import UserError
-from runners.predict_texts import Text, gather, warn_skipped
-from runners.serving import MANIFEST
+from runners.core.errors import UserError
+from runners.data.texts import Text, gather, warn_skipped
+from runners.job.stages.serve import MANIFEST
 
 WIDTH = 80  # characters of each text the table shows, by default
 
@@ -45,7 +45,8 @@ def load(folder: Path, device: str = "cpu") -> tuple[torch.nn.Module, dict, obje
     from transformers.utils import logging as hf_logging
 
     from methods import ModelContext, load_plugin, parse_spec
-    from runners.models import load_tokenizer
+    from runners.data.models import load_tokenizer
+    from runners.measure import environment as env
 
     hf_logging.set_verbosity_error()  # "score.weight newly initialised": the saved head replaces it next
     hf_logging.disable_progress_bar()
@@ -59,7 +60,9 @@ def load(folder: Path, device: str = "cpu") -> tuple[torch.nn.Module, dict, obje
     for plugin in manifest.get("plugins", ()):
         load_plugin(plugin)
     method = parse_spec(manifest["method"]).method
-    ctx = ModelContext(manifest["base_model"], device=torch.device(device), **manifest["load"])
+    load = {k: v for k, v in manifest["load"].items() if k != "compute_dtype"}  # this device's, not the run's
+    dtype = env.precision(torch.device(device), load.get("bf16", True)).name
+    ctx = ModelContext(manifest["base_model"], device=torch.device(device), compute_dtype=dtype, **load)
     return method.load_saved(folder, ctx), manifest, load_tokenizer(manifest["base_model"])
 
 
@@ -67,8 +70,8 @@ def load(folder: Path, device: str = "cpu") -> tuple[torch.nn.Module, dict, obje
 def predict(folder: Path, texts: list[str], device: str = "cpu", batch_size: int = 32) -> np.ndarray:
     """Class probabilities (n × K) of `texts` from the run saved in `folder`, computed in the run's precision. A
     blank text is refused: with no tokens, it would be classified from padding alone."""
-    from runners.batches import Collator, TokenizedSplit
-    from runners.train import autocast_for
+    from runners.data.batches import Collator, TokenizedSplit
+    from runners.job.loop import autocast_for
 
     blank = [i for i, t in enumerate(texts, 1) if not t.strip()]
     if blank:

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from runners.compare import list_methods
-from runners.environment import PROJECT_ROOT
+from runners.core.files import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
 HEADING = "## Methods"

@@ -5,9 +5,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from runners.errors import UserError
-from runners.records import DEFAULT_RESULTS
-from runners.tables import write_tables
+from runners.analysis.tables import write_tables
+from runners.core.errors import UserError
+from runners.store.records import DEFAULT_RESULTS
 
 
 def main(argv: list[str] | None = None) -> int:

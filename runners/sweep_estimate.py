@@ -16,8 +16,8 @@ import itertools
 import sys
 from pathlib import Path
 
-from runners.errors import UserError
-from runners.records import load_records
+from runners.core.errors import UserError
+from runners.store.records import load_records
 
 
 def makespan(seconds: list[float], devices: int) -> float:

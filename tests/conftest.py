@@ -45,6 +45,6 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
 def in_process(monkeypatch):
     """Run compare's jobs in this process through `worker.main`, as the child would, minus the interpreter start."""
     from runners import compare
-    from runners.executor import InProcessExecutor
+    from runners.execute.serial import InProcessExecutor
 
     monkeypatch.setattr(compare, "Executor", InProcessExecutor)

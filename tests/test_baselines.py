@@ -13,8 +13,8 @@ import baselines
 from baselines import parse_spec
 from baselines.base import INSTALL_HINT, Baseline, register
 from methods import SpecError
-from runners.scores import classification_metrics as metrics
-from runners.scores import expected_calibration_error
+from runners.measure.scores import classification_metrics as metrics
+from runners.measure.scores import expected_calibration_error
 
 HAS_GENSIM = importlib.util.find_spec("gensim") is not None
 NAMES = [
@@ -182,7 +182,7 @@ def test_register_rejects_bad_and_taken_names(name, error):
 
 @needs_gensim
 def test_word_vectors_come_from_train_texts_only():
-    from baselines.vectors import MeanWordVectors
+    from baselines._vectors import MeanWordVectors
 
     features = MeanWordVectors(vector_size=8, seed=0).fit(["good day", "bad day"] * 5)
     out = features.transform(["good day", "zzzunseen", ""])

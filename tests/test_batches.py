@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from runners.batches import Collator, TokenizedSplit, length_grouped_batches, load_tokenized, tokenize_cached
-from runners.models import load_tokenizer
+from runners.data.batches import Collator, TokenizedSplit, length_grouped_batches, load_tokenized, tokenize_cached
+from runners.data.models import load_tokenizer
 
 PAD = 50256
 

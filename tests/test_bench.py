@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
-from runners import bench, compare, peers, worker
-from runners import environment as env
-from runners.executor import InProcessExecutor
+from runners import bench, compare
+from runners.execute.serial import InProcessExecutor
+from runners.job import peers, worker
+from runners.measure import environment as env
 
 
 def _records(folder) -> list[dict]:
@@ -78,9 +79,9 @@ def test_peers_train_fp32_weights_from_a_float16_checkpoint(tmp_path, tiny_model
 
     from transformers import AutoModelForCausalLM
 
-    from runners.batches import TokenizedSplit
-    from runners.models import load_tokenizer
-    from runners.peers import run_trainer
+    from runners.data.batches import TokenizedSplit
+    from runners.data.models import load_tokenizer
+    from runners.job.peers import run_trainer
 
     AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float16).save_pretrained(tmp_path)
     for name in ("vocab.json", "merges.txt"):

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from runners.budget import Budget, Spent
-from runners.errors import UserError
-from runners.train import lr_factor
+from runners.core.errors import UserError
+from runners.job.loop import lr_factor
+from runners.settings.budget import Budget, Spent
 
 
 @pytest.mark.parametrize("text, amount, unit", [

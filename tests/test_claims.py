@@ -14,11 +14,11 @@ from pathlib import Path
 
 from test_pool import grid_jobs
 
-from runners import claims
-from runners.claims import Claim, Claims, Holder, claim_path
-from runners.executor import SubprocessExecutor
-from runners.pool import LocalPool
-from runners.record import parse
+from runners.execute import claims
+from runners.execute.claims import Claim, Claims, Holder, claim_path
+from runners.execute.pool import LocalPool
+from runners.execute.serial import SubprocessExecutor
+from runners.store.schema import parse
 
 FIXTURE = Path(__file__).parent / "fixtures" / "records" / "v1-with-ablate.json"
 JOB = {"run_id": "x-s0-abc", "experiment_id": "e", "config": {"method": "full", "seed": 0},
@@ -28,7 +28,7 @@ JOB = {"run_id": "x-s0-abc", "experiment_id": "e", "config": {"method": "full", 
 def _counting(counter: Path) -> list[str]:
     """The worker, counting its starts in `counter`."""
     code = (f"import runpy, sys; open({str(counter)!r}, 'a').write('run\\n'); "
-            "runpy.run_module('runners.worker', run_name='__main__')")
+            "runpy.run_module('runners.job.worker', run_name='__main__')")
     return [sys.executable, "-c", code]
 
 
@@ -123,8 +123,8 @@ def test_a_claim_is_taken_over_when_its_claimant_is_gone(tmp_path, monkeypatch):
 
 
 def test_a_serial_command_says_a_run_is_training_only_once_it_holds_the_claim(tmp_path, capsys):
-    from runners.estimate import Clock, History
-    from runners.progress import execute
+    from runners.execute.progress import execute
+    from runners.planning.estimate import Clock, History
 
     folder = tmp_path / "runs"
     folder.mkdir()

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from runners import cli, compare
-from runners.config import RunConfig
-from runners.sources import resolve_source
+from runners.data.sources import resolve_source
+from runners.settings.config import RunConfig
 
 
 def test_options_and_defaults_are_run_configs():

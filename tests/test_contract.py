@@ -10,12 +10,13 @@ import torch
 
 import methods
 from methods import ModelContext
-from runners import compare, flops, memory
-from runners import environment as env
-from runners.batches import Collator, TokenizedSplit
-from runners.config import RunConfig
-from runners.models import load_tokenizer
-from runners.train import evaluate, train
+from runners import compare
+from runners.data.batches import Collator, TokenizedSplit
+from runners.data.models import load_tokenizer
+from runners.job.loop import evaluate, train
+from runners.measure import environment as env
+from runners.measure import flops, memory
+from runners.settings.config import RunConfig
 
 ALL = sorted(methods.registered())
 PAD = 50256

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from runners.data import load_splits
-from runners.errors import UserError
-from runners.sources import resolve_source
+from runners.core.errors import UserError
+from runners.data.sources import resolve_source
+from runners.data.splits import load_splits
 
 
 def load(path, **kw):

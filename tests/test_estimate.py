@@ -8,9 +8,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from runners import compare, estimate
-from runners.budget import Budget
-from runners.estimate import Estimate, History
+from runners import compare
+from runners.planning import estimate
+from runners.planning.estimate import Estimate, History
+from runners.settings.budget import Budget
 
 FIRST = (r"estimate: 2 run\(s\) × \(\d+ s training \+ \d+ s start, loading and evaluation\) ≈ \d+ s in all "
          r"\(training: a full fine-tuning step of \d+\.\d\d s at batch 16, median of \d+ \(\d+\.\d\d to \d+\.\d\d s\); "

@@ -15,10 +15,11 @@ import pytest
 import torch
 
 from runners import compare, report
-from runners.executor import ExitCode, SubprocessExecutor
-from runners.plots import legend_name, write_plots
-from runners.record import Status, parse, validate
-from runners.records import base_record
+from runners.analysis.plots import legend_name, write_plots
+from runners.core.signals import ExitCode
+from runners.execute.serial import SubprocessExecutor
+from runners.store.records import base_record
+from runners.store.schema import Status, parse, validate
 
 JOB = {"schema": 1, "run_id": "x-s0-abc", "experiment_id": "e", "config": {"method": "full", "seed": 0},
        "model_identity": {"name": "m"}, "data_identity": {"dataset": "tweets"}, "git": {}, "command": "test"}
@@ -40,7 +41,7 @@ def test_a_job_file_left_by_a_killed_command_is_cleaned_by_the_next_run_of_it(tm
     /tmp, where the same command, run again, replaces it and removes it when the run ends."""
     path = tmp_path / "runs" / "x-s0-abc.json"
     job = {**JOB, "record_path": str(path)}
-    script = ("import json, sys; from runners.executor import SubprocessExecutor; "
+    script = ("import json, sys; from runners.execute.serial import SubprocessExecutor; "
               "SubprocessExecutor(command=[sys.executable, '-c', 'import time; time.sleep(60)']).run("
               f"json.loads({json.dumps(json.dumps(job))}))")
     parent = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
@@ -78,7 +79,7 @@ def _argv(results, model, data, methods, budget="32samples"):
 
 def test_out_of_memory_is_recorded_and_the_comparison_goes_on(tmp_path, tiny_model_dir, tweets_dir, cache_dir,
                                                               in_process, monkeypatch, capsys):
-    from runners import worker
+    from runners.job import worker
 
     real_train = worker.train
 
@@ -170,7 +171,7 @@ def test_two_comparisons_into_one_folder_lose_nothing(tmp_path, tiny_model_dir, 
 
 def test_a_full_disk_leaves_no_half_written_file_and_says_so(tmp_path, tiny_model_dir, tweets_dir, cache_dir,
                                                              in_process, monkeypatch, capsys):
-    import runners.records
+    import runners.store.records
 
     real_fsync = os.fsync
 
@@ -179,7 +180,7 @@ def test_a_full_disk_leaves_no_half_written_file_and_says_so(tmp_path, tiny_mode
             return real_fsync(fd)
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(runners.records.os, "fsync", no_space)
+    monkeypatch.setattr(runners.store.records.os, "fsync", no_space)
     assert compare.main(_argv(tmp_path, tiny_model_dir, tweets_dir, "head")) == 1
     err = capsys.readouterr().err
     assert "error: cannot write the record" in err and "No space left on device" in err

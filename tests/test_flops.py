@@ -6,7 +6,7 @@ import torch
 
 import methods
 from methods import ModelContext
-from runners import flops
+from runners.measure import flops
 
 CPU = torch.device("cpu")
 

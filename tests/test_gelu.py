@@ -8,8 +8,8 @@ import torch
 
 import methods
 from methods import ModelContext
-from runners.batches import Collator, TokenizedSplit
-from runners.models import load_tokenizer
+from runners.data.batches import Collator, TokenizedSplit
+from runners.data.models import load_tokenizer
 
 CPU = torch.device("cpu")
 

@@ -7,11 +7,11 @@ import torch
 
 import methods
 from methods import ModelContext
-from runners import flops
-from runners.batches import Collator, TokenizedSplit
-from runners.config import RunConfig
-from runners.models import load_tokenizer
-from runners.train import train
+from runners.data.batches import Collator, TokenizedSplit
+from runners.data.models import load_tokenizer
+from runners.job.loop import train
+from runners.measure import flops
+from runners.settings.config import RunConfig
 
 CPU = torch.device("cpu")
 

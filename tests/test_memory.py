@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 import methods
-from runners.errors import UserError
-from runners.memory import DoesNotFit, breakdown, fit_micro_batch, parse_size
+from runners.core.errors import UserError
+from runners.measure.memory import DoesNotFit, breakdown, fit_micro_batch
+from runners.settings.budget import parse_size
 
 CPU = torch.device("cpu")
 

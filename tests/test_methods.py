@@ -63,7 +63,7 @@ def test_virtual_token_methods_pad_on_the_left():
 def test_prefix_reaches_attention_on_the_installed_transformers(tiny_model_dir, recwarn):
     """peft hands the prefix to GPT-2 as a key/value cache, under whichever keyword the installed transformers takes
     (`past_key_values`, or `cache` from 5.24), without a deprecation warning."""
-    from runners.models import load_tokenizer
+    from runners.data.models import load_tokenizer
 
     method, model = build("prefix", tiny_model_dir)
     model.eval()

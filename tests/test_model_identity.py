@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from runners import compare
-from runners.errors import UserError
-from runners.models import resolve_model
+from runners.core.errors import UserError
+from runners.data.models import resolve_model
 
 
 class Sibling:

@@ -6,9 +6,9 @@ import sys
 
 import numpy as np
 
-from runners.environment import MiB, peak_rss_bytes
+from runners.measure.environment import MiB, peak_rss_bytes
 
-CHILD = "from runners.environment import peak_rss_bytes; print(peak_rss_bytes())"
+CHILD = "from runners.measure.environment import peak_rss_bytes; print(peak_rss_bytes())"
 
 
 def test_a_child_of_a_large_parent_reports_its_own_peak():

@@ -12,21 +12,18 @@ from pathlib import Path
 import psutil
 import pytest
 
-from runners import compare, stages
+from runners import compare
+from runners.analysis.headers import mixed_resources
 from runners.cli import run_settings
-from runners.errors import UserError
-from runners.executor import (
-    InProcessExecutor,
-    Stopped,
-    SubprocessExecutor,
-    make_executor,
-    stop_on_signals,
-)
-from runners.headers import mixed_resources
-from runners.plan import Entry, make_plan
-from runners.pool import LocalPool
-from runners.records import read_record, runs_dir
-from runners.sources import resolve_source
+from runners.core.errors import UserError
+from runners.core.signals import Stopped, stop_on_signals
+from runners.data.sources import resolve_source
+from runners.execute.factory import make_executor
+from runners.execute.pool import LocalPool
+from runners.execute.serial import InProcessExecutor, SubprocessExecutor
+from runners.job import stages
+from runners.planning.plan import Entry, make_plan
+from runners.store.records import read_record, runs_dir
 
 
 def grid_jobs(tmp: Path, model: Path, data: Path, methods=("head", "bitfit"), seeds=(0,), budget="32samples",
@@ -49,13 +46,13 @@ def _accuracy(job: dict) -> float:
 
 def test_two_workers_run_a_grid_at_once_each_with_its_share_and_the_same_numbers(tmp_path, tiny_model_dir,
                                                                                  tweets_dir, monkeypatch, capsys):
-    monkeypatch.setattr("runners.pool.cpu_cores", lambda: 2)  # whatever this machine has: two shares of one
+    monkeypatch.setattr("runners.execute.pool.cpu_cores", lambda: 2)  # whatever this machine has: two shares of one
     jobs = grid_jobs(tmp_path, tiny_model_dir, tweets_dir, methods=("head", "bitfit", "lora"), budget="16samples")
     alive, peak = set(), [0]
 
     def watch():  # how many runs train at once, seen from outside
         while not stop.is_set():
-            kids = [p for p in psutil.Process().children() if "runners.worker" in " ".join(_cmdline(p))]
+            kids = [p for p in psutil.Process().children() if "runners.job.worker" in " ".join(_cmdline(p))]
             alive.update(p.pid for p in kids)
             peak[0] = max(peak[0], len(kids))
             time.sleep(0.05)
@@ -114,7 +111,7 @@ def test_ctrl_c_cancels_every_running_run_keeps_the_finished_and_drops_the_rest(
         assert r.status.value == "cancelled" and r.error == "interrupted (Ctrl-C)"
         assert read_record(Path(jobs[0]["record_path"]).with_name(f"{r.run_id}.json")) == r
     assert not Path(jobs[2]["record_path"]).exists()  # never started: no record, resume runs it
-    assert not [p for p in psutil.Process().children() if "runners.worker" in " ".join(_cmdline(p))]
+    assert not [p for p in psutil.Process().children() if "runners.job.worker" in " ".join(_cmdline(p))]
     assert not list(Path(jobs[0]["record_path"]).parent.glob(".*"))  # no claim, no temporary left
 
 
@@ -140,7 +137,7 @@ def test_make_executor_picks_by_flags_and_refuses_bad_values(monkeypatch):
 
 
 def test_a_table_whose_runs_had_different_per_run_resources_says_so():
-    from runners.record import parse
+    from runners.store.schema import parse
 
     base = parse((Path(__file__).parent / "fixtures" / "records" / "v1-with-ablate.json").read_text())
     alone, shared = (base.model_copy(update={"device": {"type": "cpu", "name": "EPYC", "threads": t}}) for t in (2, 1))

@@ -10,12 +10,13 @@ import torch
 
 import methods
 from methods import ModelContext
-from runners import compare, flops
-from runners import environment as env
-from runners.batches import TokenizedSplit
-from runners.config import RunConfig
-from runners.models import load_tokenizer
-from runners.train import autocast_for, train
+from runners import compare
+from runners.data.batches import TokenizedSplit
+from runners.data.models import load_tokenizer
+from runners.job.loop import autocast_for, train
+from runners.measure import environment as env
+from runners.measure import flops
+from runners.settings.config import RunConfig
 
 CPU = torch.device("cpu")
 
@@ -52,8 +53,9 @@ def test_the_decision_and_what_records_say(native):
     assert info["compute_dtype"] == ("bfloat16" if native else "float32") and info["bf16_autocast"] is native
     assert info["bf16_reason"] == p.reason and info["type"] == "cpu" and info["threads"] >= 1
     assert env.device_info(CPU, bf16=False)["compute_dtype"] == "float32"
-    assert ModelContext("m", 2, 0, CPU).compute_dtype == p.dtype
-    assert ModelContext("m", 2, 0, CPU, bf16=False).compute_dtype == torch.float32
+    assert p.name == str(p.dtype).removeprefix("torch.")  # the name the runner hands a method's ModelContext
+    assert ModelContext("m", 2, 0, CPU, compute_dtype=p.name).dtype == p.dtype
+    assert ModelContext("m", 2, 0, CPU).dtype == torch.float32  # unless told, a method computes in fp32
 
 
 def test_autocast_computes_matmuls_in_the_decided_dtype(native):
@@ -77,7 +79,8 @@ def data(tiny_model_dir):
 def test_a_training_step_runs_and_weights_stay_fp32(name, native, tiny_model_dir, data):
     method = methods.get(name)()
     torch.manual_seed(0)
-    model = method.build(ModelContext(str(tiny_model_dir), 2, 50256, CPU))
+    # the dtype the runner decides for this CPU (the worker does the same), handed to the method
+    model = method.build(ModelContext(str(tiny_model_dir), 2, 50256, CPU, compute_dtype=env.precision(CPU).name))
     cfg = RunConfig(method=name, seed=0, budget="2steps", batch_size=4, warmup=0.0, checkpoints=(1.0,))
     res = train(model, method, data, cfg, lr=1e-3, pad_id=50256, num_labels=2, device=CPU,
                 flops=flops.measure(model, CPU), quiet=True)
@@ -94,7 +97,9 @@ def test_a_training_step_runs_and_weights_stay_fp32(name, native, tiny_model_dir
 def test_qlora_compute_dtype_is_fp32_with_bf16_off(native, tiny_model_dir):
     from bitsandbytes.nn import Linear4bit
 
-    model = methods.get("qlora")().build(ModelContext(str(tiny_model_dir), 2, 50256, CPU, bf16=False))
+    dtype = env.precision(CPU, bf16=False).name
+    model = methods.get("qlora")().build(ModelContext(str(tiny_model_dir), 2, 50256, CPU, bf16=False,
+                                                      compute_dtype=dtype))
     assert {m.compute_dtype for m in model.modules() if isinstance(m, Linear4bit)} == {torch.float32}
 
 
@@ -127,9 +132,9 @@ def test_records_name_the_precision_and_bf16_off_is_its_own_row(native, tmp_path
 
 
 def test_a_revision_1_record_keeps_its_id_and_its_fp32_loop_and_never_shares_a_table_with_revision_2():
-    from runners import record
-    from runners.config import stable_hash
-    from runners.speedups import LOOP
+    from runners.settings.config import stable_hash
+    from runners.settings.speedups import LOOP
+    from runners.store import schema as record
     from tests.conftest import FIXTURES
 
     v1 = json.loads((FIXTURES / "records" / "v1-with-ablate.json").read_text(), parse_constant=lambda c: None)

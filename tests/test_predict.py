@@ -16,7 +16,7 @@ from runners.predict import shown
 def kept(tmp_path_factory, tiny_model_dir, tweets_dir):
     """The folder of one LoRA run kept by --save-models."""
     from runners import compare
-    from runners.executor import InProcessExecutor
+    from runners.execute.serial import InProcessExecutor
 
     tmp = tmp_path_factory.mktemp("predict")
     with pytest.MonkeyPatch.context() as mp:

@@ -10,9 +10,9 @@ import pytest
 import torch
 from test_contract import PAD, build, toy_data
 
-from runners import flops
-from runners.config import RunConfig
-from runners.train import train
+from runners.job.loop import train
+from runners.measure import flops
+from runners.settings.config import RunConfig
 
 
 @pytest.mark.parametrize("avx512bf16", [True, False], ids=["avx512bf16", "no-avx512bf16"])
@@ -59,7 +59,7 @@ def test_bitsandbytes_kernels_hint_is_filtered_and_nothing_else(caplog):
 def test_importing_what_the_worker_imports_keeps_the_kernels_hint_off_stderr():
     """bitsandbytes logs its hint when imported (by peft, in every worker) on a CPU with AVX512-BF16."""
     root = Path(__file__).resolve().parents[1]
-    code = "import runners.worker, runners.compare, peft, bitsandbytes"  # in the order a run process does
+    code = "import runners.job.worker, runners.compare, peft, bitsandbytes"  # in the order a run process does
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "kernels-community" not in out.stderr, out.stderr

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from runners.ranking import (
+from runners.analysis.ranking import (
     EVERY_SEED,
     NO_DATA,
     PAIRED_T,
@@ -84,7 +84,7 @@ def test_the_permutation_test_agrees_with_scipys_resampling():
 
 
 def test_a_paired_test_separates_what_overlapping_intervals_cannot():
-    from runners.stats import mean_ci
+    from runners.analysis.stats import mean_ci
 
     # B is 0.010-0.014 below A on every seed while both move by 0.1 across seeds
     rows = {"A": seeds(*A), "B": minus(A, (0.010, 0.012, 0.014))}

@@ -24,9 +24,9 @@ pytest.importorskip("ray", reason='ray is not installed (pip install -e ".[ray]"
 
 from test_pool import grid_jobs  # noqa: E402
 
-from runners.executor import Stopped, stop_on_signals  # noqa: E402
-from runners.ray_executor import RayExecutor  # noqa: E402
-from runners.records import read_record  # noqa: E402
+from runners.core.signals import Stopped, stop_on_signals  # noqa: E402
+from runners.execute.ray import RayExecutor  # noqa: E402
+from runners.store.records import read_record  # noqa: E402
 
 INSIDE = os.environ.get("PEFT_LAB_RAY_NAMESPACE") == "1"  # set in the namespace's own session
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,9 +163,9 @@ def test_a_run_whose_node_is_lost_past_its_retries_is_recorded_failed_naming_the
     """No cluster needed: what the driver does with a lost node's run once its retries are spent."""
     import ray.exceptions
 
-    from runners.claims import Claims
-    from runners.pool import Running
-    from runners.progress import Progress
+    from runners.execute.claims import Claims
+    from runners.execute.pool import Running
+    from runners.execute.progress import Progress
 
     job = {"run_id": "x-s0-abc", "experiment_id": "e", "config": {"method": "full", "seed": 0},
            "model_identity": {"name": "m"}, "data_identity": {"dataset": "tweets"}, "git": {}, "command": "test",

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from runners import record, report
-from runners.record import SCHEMA_VERSION, RecordError, Status
+from runners import report
+from runners.store import schema as record
+from runners.store.schema import SCHEMA_VERSION, RecordError, Status
 
 FIXTURES = Path(__file__).parent / "fixtures" / "records"
 ROOT = Path(__file__).resolve().parent.parent

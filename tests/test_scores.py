@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from runners.scores import (
+from runners.measure.scores import (
     compact_predictions,
     compact_probabilities,
     expand_predictions,

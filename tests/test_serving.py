@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from runners import compare, predict
-from runners.data import load_splits
-from runners.prices import price_per_hour
-from runners.record import Record, parse
-from runners.serving import MANIFEST
-from runners.sources import resolve_source
+from runners.data.sources import resolve_source
+from runners.data.splits import load_splits
+from runners.job.stages.serve import MANIFEST
+from runners.measure.prices import price_per_hour
+from runners.store.schema import Record, parse
 
 METHODS = ("head", "full", "lora", "dora", "ia3", "prompt")
 
@@ -36,7 +36,7 @@ UMASK = 0o002  # the serve stage runs under it: kept files should be 0664, where
 def served(tmp_path_factory, tiny_model_dir, tweets_dir):
     """One comparison with the serve stage on, its models kept."""
     from runners import compare as compare_module
-    from runners.executor import InProcessExecutor
+    from runners.execute.serial import InProcessExecutor
 
     tmp = tmp_path_factory.mktemp("serve")
     umask = os.umask(UMASK)
@@ -139,6 +139,6 @@ def test_a_gpu_list_price_is_named_and_a_cpu_has_none():
 
 
 def test_runs_serve_and_search_trials_do_not():
-    from runners import stages
+    from runners.job import stages
 
     assert stages.DEFAULT[-1] == "serve" and "serve" not in stages.SEARCH

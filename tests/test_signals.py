@@ -13,7 +13,8 @@ import psutil
 import pytest
 
 from runners import compare
-from runners.executor import Stopped, SubprocessExecutor, stop_on_signals
+from runners.core.signals import Stopped, stop_on_signals
+from runners.execute.serial import SubprocessExecutor
 
 JOB = {"schema": 1, "run_id": "x-s0-abc", "experiment_id": "e", "config": {"method": "full", "seed": 0},
        "model_identity": {"name": "m"}, "data_identity": {"dataset": "tweets"}, "git": {}, "command": "test"}
@@ -52,7 +53,7 @@ def test_a_signal_cancels_the_current_run_keeps_the_finished_and_resumes(tmp_pat
         chunk = os.read(proc.stdout.fileno(), 4096)  # tqdm redraws with \r: read bytes, not lines
         assert chunk, seen.decode(errors="replace")[-2000:]
         seen += chunk
-    [worker] = [c for c in psutil.Process(proc.pid).children() if "runners.worker" in _cmdline(c)]
+    [worker] = [c for c in psutil.Process(proc.pid).children() if "runners.job.worker" in _cmdline(c)]
     runs = results / "tweets" / "runs"
     assert list(runs.glob(".full-s0-*.job.json"))  # the job file, beside the run's record, while it trains
     time.sleep(1)  # the second run's progress bar is up: it is training; now stop it

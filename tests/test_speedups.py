@@ -8,13 +8,14 @@ import torch
 
 import methods
 from methods import ModelContext
-from runners import flops
-from runners.batches import Collator, TokenizedSplit, shuffled_batches
-from runners.config import RunConfig
-from runners.errors import UserError
-from runners.models import load_tokenizer
-from runners.speedups import SPEEDUPS, loop_label, measurable, parse_ablate
-from runners.train import train
+from runners.core.errors import UserError
+from runners.data.batches import Collator, TokenizedSplit, shuffled_batches
+from runners.data.models import load_tokenizer
+from runners.job.loop import train
+from runners.measure import flops
+from runners.measure.environment import measurable
+from runners.settings.config import RunConfig
+from runners.settings.speedups import SPEEDUPS, loop_label, parse_ablate
 
 CPU = torch.device("cpu")
 
@@ -54,7 +55,7 @@ def test_ablate_names():
 
 @pytest.mark.parametrize("native", [True, False])
 def test_measurable_speedups_on_the_cpu(native, monkeypatch):
-    from runners import environment as env
+    from runners.measure import environment as env
 
     monkeypatch.setattr(env, "cpu_native_bf16", lambda: (native, "faked"))
     names = measurable(CPU)

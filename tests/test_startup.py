@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from runners import bench
-from runners.environment import PROJECT_ROOT
+from runners.core.files import PROJECT_ROOT
 
 HEAVY = ("torch", "transformers", "peft", "sklearn", "pandas", "scipy", "datasets", "bitsandbytes", "gensim",
          "matplotlib")

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from runners.stats import LOG_CI, LOGIT_CI, holm, mean_ci, reach_interval, reach_summary
+from runners.analysis.stats import LOG_CI, LOGIT_CI, holm, mean_ci, reach_interval, reach_summary
 
 T2 = 4.302652729911275  # t(0.975, df=2), as printed in t tables (4.303)
 T1 = 12.706204736174705  # t(0.975, df=1) (12.706)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from runners.plots import pareto_front
+from runners.analysis.plots import pareto_front
 
 
 def test_pareto_front():
@@ -17,7 +17,7 @@ def _record(method, curve, target_budget="8steps", checkpoints=(0.125, 0.25, 0.5
     import dataclasses
     from pathlib import Path
 
-    from runners import record
+    from runners.store import schema as record
 
     base = record.parse((Path(__file__).parent / "fixtures" / "records" / "v1-with-ablate.json").read_text())
     point = base.curve[0]
@@ -41,7 +41,7 @@ def _with(record, seed, accuracy, seconds):
 def test_the_top_group_is_bold_where_overlapping_intervals_would_call_a_tie():
     """b trails a by 0.010-0.014 on every seed: the paired test separates them, though their CIs overlap widely;
     c is within noise of a, so it stays in the top group."""
-    from runners.tables import summarize, to_markdown
+    from runners.analysis.tables import summarize, to_markdown
 
     curve = [(0.5, 4, 0.5), (1.0, 8, 0.6)]
     base = {m: _record(m, curve, checkpoints=(0.5, 1.0)) for m in "abc"}
@@ -61,7 +61,7 @@ def test_the_top_group_is_bold_where_overlapping_intervals_would_call_a_tie():
 
 
 def test_a_positive_quantity_gets_an_interval_above_zero():
-    from runners.tables import summarize
+    from runners.analysis.tables import summarize
 
     curve = [(1.0, 8, 0.6)]
     base = _record("a", curve, checkpoints=(1.0,))
@@ -72,7 +72,7 @@ def test_a_positive_quantity_gets_an_interval_above_zero():
 
 
 def test_a_checkpoint_not_reached_on_its_own_is_not_filled_from_a_later_one():
-    from runners.tables import TO_TARGET, summarize
+    from runners.analysis.tables import TO_TARGET, summarize
 
     # 4 steps: 1/8 of the budget is half a step, so the first evaluation (step 1) is the 1/4 checkpoint's
     few = _record("few", [(0.25, 1, 0.4), (0.5, 2, 0.5), (1.0, 4, 0.6)], "4steps")
@@ -86,7 +86,7 @@ def test_a_checkpoint_not_reached_on_its_own_is_not_filled_from_a_later_one():
 
 
 def test_the_budget_to_target_column_has_one_name_whatever_the_target(tmp_path):
-    from runners.tables import write_tables
+    from runners.analysis.tables import write_tables
 
     runs = tmp_path / "d" / "runs"
     runs.mkdir(parents=True)
@@ -101,7 +101,7 @@ def test_the_budget_to_target_column_has_one_name_whatever_the_target(tmp_path):
 
 
 def test_the_header_names_every_command_whose_runs_are_in_the_table():
-    from runners.headers import header
+    from runners.analysis.headers import header
 
     a = _record("a", [(1.0, 8, 0.6)], checkpoints=(1.0,)).model_copy(update={"command": "first", "timestamp": "1"})
     b = _record("b", [(1.0, 8, 0.6)], checkpoints=(1.0,)).model_copy(update={"command": "second", "timestamp": "2"})
@@ -112,8 +112,8 @@ def test_the_header_names_every_command_whose_runs_are_in_the_table():
 def test_a_table_of_only_cancelled_runs_says_what_became_of_them():
     import dataclasses
 
-    from runners.headers import header
-    from runners.record import Status
+    from runners.analysis.headers import header
+    from runners.store.schema import Status
 
     base = _record("a", [(1.0, 8, 0.6)], checkpoints=(1.0,))
     cancelled = base.model_copy(update={

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from runners import compare, terminal
+from runners import compare
+from runners.analysis import terminal
 
 LONG = "lora:r=4:alpha=8:dropout=0.1:targets=c_attn+c_proj"
 

@@ -6,11 +6,11 @@ import torch
 
 import methods
 from methods import ModelContext
-from runners import flops
-from runners.batches import TokenizedSplit
-from runners.config import RunConfig
-from runners.models import load_tokenizer
-from runners.train import Diverged, train
+from runners.data.batches import TokenizedSplit
+from runners.data.models import load_tokenizer
+from runners.job.loop import Diverged, train
+from runners.measure import flops
+from runners.settings.config import RunConfig
 
 CPU = torch.device("cpu")
 

@@ -11,8 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from runners import compare, record, tune
-from runners.record import RecordError, Status
+from runners import compare
+from runners.analysis import selection
+from runners.planning import search as tune
+from runners.settings import search as search_settings
+from runners.store import schema as record
+from runners.store.schema import RecordError, Status
 
 FIXTURES = Path(__file__).parent / "fixtures" / "records"
 
@@ -80,11 +84,11 @@ def test_the_step_is_the_ratio_between_neighbouring_rates():
 
 # 2. bracketing ----------------------------------------------------------------------------------------------------
 
-def _choice(scores: dict[float, float | None], **kwargs) -> tune.Choice:
+def _choice(scores: dict[float, float | None], **kwargs) -> selection.Choice:
     """The choice made from trials at these rates (None: the trial diverged)."""
     trials = [trial(lr=lr, accuracy=s) if s is not None else trial(lr=lr, status="diverged")
               for lr, s in scores.items()]
-    return tune.choose("lora", trials, "accuracy", **kwargs)
+    return selection.choose("lora", trials, "accuracy", **kwargs)
 
 
 def test_a_best_at_the_high_end_extends_one_step_up():
@@ -106,7 +110,7 @@ def test_a_best_in_the_middle_is_bracketed():
 
 
 def test_extensions_stop_at_the_limit_and_the_choice_stays_flagged():
-    assert tune.EXTEND_LIMIT == 2
+    assert search_settings.EXTEND_LIMIT == 2
     # two steps past the high end already tried, the best still the highest
     c = _choice({1e-4: 0.4, 1e-3: 0.5, 1e-2: 0.6, 1e-1: 0.65, 1.0: 0.7})
     assert (c.lr, c.edge) == (1.0, "high")
@@ -139,7 +143,7 @@ def test_no_rate_that_trains_means_no_extension():
 def test_the_best_mean_over_the_search_seeds_is_chosen():
     trials = [trial(lr=1e-4, seed=1000, accuracy=0.9), trial(lr=1e-4, seed=1001, accuracy=0.3),  # mean 0.6
               trial(lr=1e-3, seed=1000, accuracy=0.7), trial(lr=1e-3, seed=1001, accuracy=0.65)]  # mean 0.675
-    c = tune.choose("lora", trials, "accuracy")
+    c = selection.choose("lora", trials, "accuracy")
     assert c.lr == 1e-3 and c.score == pytest.approx(0.675) and c.trials == 4
     assert c.scores == pytest.approx({1e-4: 0.6, 1e-3: 0.675})
     assert c.per_seed[1e-4] == pytest.approx([0.9, 0.3])
@@ -149,16 +153,16 @@ def test_the_best_mean_over_the_search_seeds_is_chosen():
 def test_select_on_macro_f1_reads_the_validation_macro_f1():
     trials = [trial(lr=1e-4, accuracy=0.8, macro_f1=0.3),  # one class everywhere: high accuracy, low macro-F1
               trial(lr=1e-3, accuracy=0.6, macro_f1=0.6)]
-    assert tune.choose("lora", trials, "accuracy").lr == 1e-4
-    c = tune.choose("lora", trials, "macro-f1")
+    assert selection.choose("lora", trials, "accuracy").lr == 1e-4
+    c = selection.choose("lora", trials, "macro-f1")
     assert c.lr == 1e-3 and c.score == pytest.approx(0.6)
-    assert tune.score(trials[0], "macro-f1") == pytest.approx(0.3)
+    assert selection.score(trials[0], "macro-f1") == pytest.approx(0.3)
 
 
 def test_a_rate_where_one_search_seed_diverged_is_out():
     trials = [trial(lr=1e-2, seed=1000, accuracy=0.95), trial(lr=1e-2, seed=1001, status="diverged"),
               trial(lr=1e-3, seed=1000, accuracy=0.5), trial(lr=1e-3, seed=1001, accuracy=0.5)]
-    c = tune.choose("lora", trials, "accuracy")
+    c = selection.choose("lora", trials, "accuracy")
     assert c.lr == 1e-3 and c.scores[1e-2] is None and c.per_seed[1e-2] == [0.95]
     assert c.failures == ["lr 0.01 seed 1001: diverged"]
     assert c.edge == "low"  # the lowest rate tried: the search would look below it
@@ -166,7 +170,7 @@ def test_a_rate_where_one_search_seed_diverged_is_out():
 
 def test_ties_go_to_the_lower_rate():
     trials = [trial(lr=lr, accuracy=0.5) for lr in (1e-2, 1e-3, 1e-4)]  # in no particular order
-    c = tune.choose("lora", trials, "accuracy")
+    c = selection.choose("lora", trials, "accuracy")
     assert c.lr == 1e-4 and c.edge == "low"
 
 
@@ -175,17 +179,17 @@ def test_records_other_than_the_specs_search_trials_are_ignored():
               trial(lr=1e-2, accuracy=0.99, search=False),  # a reported run scoring higher: not a trial
               trial(label="head", lr=1e-1, accuracy=0.99),  # another spec's trial
               trial(lr=1e-1, accuracy=0.99, ablate=("bucketing",))]  # another row: the same spec, ablated
-    c = tune.choose("lora", trials, "accuracy")
+    c = selection.choose("lora", trials, "accuracy")
     assert c.lr == 1e-3 and c.trials == 2 and set(c.scores) == {1e-4, 1e-3}
     # the ablated row's own trials, by its row label; or by the spec alone, as the command's search reads its own
-    assert tune.choose("lora [no bucketing]", trials, "accuracy").lr == 1e-1
-    assert tune.choose("lora", trials, "accuracy", key=lambda r: r.config.method).lr == 1e-1
+    assert selection.choose("lora [no bucketing]", trials, "accuracy").lr == 1e-1
+    assert selection.choose("lora", trials, "accuracy", key=lambda r: r.config.method).lr == 1e-1
 
 
 def test_the_cost_of_the_search_is_summed_over_its_trials():
     trials = [trial(lr=1e-4), trial(lr=1e-3), trial(lr=1e-2, status="diverged")]
     m = trials[0].measurements
-    c = tune.choose("lora", trials, "accuracy")
+    c = selection.choose("lora", trials, "accuracy")
     assert c.trials == 3
     assert c.seconds == pytest.approx(2 * (m.train_seconds + m.eval_seconds + m.compile_seconds))
     assert c.flops == pytest.approx(2 * m.flops)
@@ -215,7 +219,7 @@ class FakeExecutor:
         self.accuracy, self.outcome, self.macro_f1, self.ran = accuracy, outcome, macro_f1 or accuracy, []
 
     def __call__(self, jobs: list[dict]) -> None:
-        from runners.records import base_record, write_record
+        from runners.store.records import base_record, write_record
 
         for job in jobs:
             cfg = job["config"]
@@ -227,9 +231,9 @@ class FakeExecutor:
             data = {**base_record(job, Status(status), d["error"]), "timestamp": "2025-01-01T00:00:00Z"}
             if status == "ok":
                 from methods import parse_spec
-                from runners.config import RunConfig
+                from runners.settings.config import RunConfig
 
-                lo, hi, source = tune.searched_range(cfg["method"], parse_spec(cfg["method"]).method,
+                lo, hi, source = search_settings.searched_range(cfg["method"], parse_spec(cfg["method"]).method,
                                                      RunConfig.from_dict(cfg))  # as the worker records it
                 data.update(curve=d["curve"], measurements=d["measurements"], device=d["device"],
                             method={**d["method"], "lr_range": (lo, hi), "lr_range_source": source})
@@ -281,7 +285,7 @@ def test_an_end_of_the_range_rounded_on_the_grid_is_not_counted_as_an_extension(
         fake = FakeExecutor(peaked(at))
         choice = search(tmp_path / side, fake, lr_range=(1.2345e-4, 1.2355e-2))["lora"]
         assert [lr for _, lr, _ in fake.ran][:3] == [1.23e-4, 1.23e-3, 1.24e-2]
-        assert len(fake.ran) == 3 + tune.EXTEND_LIMIT, fake.ran
+        assert len(fake.ran) == 3 + search_settings.EXTEND_LIMIT, fake.ran
         assert choice.edge == side
 
 
@@ -367,8 +371,8 @@ def test_settled_statuses():
 
 
 def test_a_spec_whose_every_rate_fails_gets_a_failed_reported_record_saying_why(tmp_path):
-    from runners.config import RunConfig
-    from runners.plan import job_for
+    from runners.planning.plan import job_for
+    from runners.settings.config import RunConfig
 
     fake = FakeExecutor(peaked(1e-3), outcome=lambda lr: "diverged")
     choice = search(tmp_path, fake)["lora"]
@@ -521,7 +525,7 @@ def test_list_shows_every_methods_lr_range(capsys):
 # 7 (unit). the across-budgets family of tuned experiments ----------------------------------------------------------
 
 def test_tuned_experiments_at_two_budgets_are_one_family_whatever_rates_they_chose(tmp_path):
-    from runners.budgets import across_budgets, families
+    from runners.analysis.budgets import across_budgets, families
 
     def reported(budget, lr, accuracy, experiment):
         d = trial_dict(lr=lr, seed=0, search=False, budget=budget, experiment=experiment)
@@ -545,7 +549,7 @@ def test_tuned_experiments_at_two_budgets_are_one_family_whatever_rates_they_cho
 def test_a_reported_run_at_a_rate_the_search_no_longer_chooses_is_superseded():
     """A resumed search may choose another rate (a trial that failed ran again and won): the runs made at the old
     rate leave the table instead of being averaged in as extra seeds; rows whose rate was not searched stay."""
-    from runners.tables import at_chosen_rates
+    from runners.analysis.tables import at_chosen_rates
 
     trials = [trial(lr=1e-3, accuracy=0.4), trial(lr=1e-2, accuracy=0.6)]
     old = trial(lr=1e-3, seed=0, search=False)
@@ -569,20 +573,20 @@ def test_a_difference_inside_the_validation_noise_is_a_tie_broken_toward_the_mid
     the noise of 100 rows at 0.41, √(0.41·0.59/100) = 0.049, ties all three, and the middle of the range wins."""
     trials = [trial(lr=lr, accuracy=a, searched=LORA, validation_rows=100)
               for lr, a in ((1e-4, 0.40), (1e-3, 0.40), (1e-2, 0.41))]
-    c = tune.choose("lora", trials, "accuracy")
+    c = selection.choose("lora", trials, "accuracy")
     assert (c.best, c.lr, c.edge, c.tied) == (1e-2, 1e-3, None, [1e-4, 1e-3, 1e-2])
     assert c.noise == pytest.approx((0.41 * 0.59 / 100) ** 0.5) and not c.earlier_rule and not c.outside
     assert tune.extension(c, 1e-4, 1e-2, 3) is None  # chosen in the middle: nothing to extend
     # on 5,000 validation rows the noise is 0.007: the 0.01 lead is real, and the search steps past the end
     trials = [trial(lr=lr, accuracy=a, searched=LORA, validation_rows=5000)
               for lr, a in ((1e-4, 0.40), (1e-3, 0.40), (1e-2, 0.41))]
-    c = tune.choose("lora", trials, "accuracy")
+    c = selection.choose("lora", trials, "accuracy")
     assert (c.lr, c.edge, c.tied) == (1e-2, "high", [1e-2]) and tune.extension(c, 1e-4, 1e-2, 3) == 1e-1
 
 
 def test_of_tied_rates_the_one_nearest_the_middle_on_the_log_scale_is_chosen():
     trials = [trial(lr=lr, accuracy=0.5, searched=LORA) for lr in (1e-4, 3e-4, 3e-3, 1e-2)]
-    c = tune.choose("lora", trials, "accuracy")  # from 1e-3: 3e-3 is ln 3 = 1.10 away, 3e-4 ln 3.33 = 1.20
+    c = selection.choose("lora", trials, "accuracy")  # from 1e-3: 3e-3 is ln 3 = 1.10 away, 3e-4 ln 3.33 = 1.20
     assert c.lr == 3e-3 and c.tied == [1e-4, 3e-4, 3e-3, 1e-2]
 
 
@@ -597,17 +601,17 @@ def test_a_flat_search_never_walks_out_of_its_range(tmp_path):
 
 def test_a_method_without_a_declared_range_searches_the_stated_default_and_the_table_flags_it():
     from methods import get
-    from runners.config import RunConfig
-    from runners.tables import _search_cells
+    from runners.analysis.tables import _search_cells
+    from runners.settings.config import RunConfig
 
     method = get("lora")()
     method.params = dataclasses.replace(method.params, lr_range=None, lr=2e-5)
     cfg = RunConfig(method="lora", seed=0, tune_lr=3)
-    assert tune.searched_range("lora", method, cfg) == (pytest.approx(2e-6), pytest.approx(2e-4), "default")
-    assert tune.searched_range("lora", method, dataclasses.replace(cfg, lr_range=(1e-5, 1e-3))) == (
+    assert search_settings.searched_range("lora", method, cfg) == (pytest.approx(2e-6), pytest.approx(2e-4), "default")
+    assert search_settings.searched_range("lora", method, dataclasses.replace(cfg, lr_range=(1e-5, 1e-3))) == (
         1e-5, 1e-3, "--lr-range")
     trials = [trial(lr=lr, accuracy=0.5, searched=(2e-6, 2e-4, "default")) for lr in (2e-6, 2e-5, 2e-4)]
-    c = tune.choose("lora", trials, "accuracy")
+    c = selection.choose("lora", trials, "accuracy")
     assert c.lr == 2e-5 and c.range_source == "default"
     row = pd.Series({"search trials": 3, "lr": c.lr, "lr edge": "", "lr outside range": c.outside,
                      "lr range": "2e-06..0.0002", "lr range source": "default", "lr rule": "one standard error",
@@ -616,16 +620,16 @@ def test_a_method_without_a_declared_range_searches_the_stated_default_and_the_t
 
 
 def test_a_rate_outside_the_range_and_the_earlier_rule_are_flagged():
-    from runners.tables import _search_cells
+    from runners.analysis.tables import _search_cells
 
     trials = [trial(lr=lr, accuracy=a, searched=LORA) for lr, a in ((1e-3, 0.5), (1e-2, 0.6), (1e-1, 0.7))]
-    c = tune.choose("lora", trials, "accuracy")
+    c = selection.choose("lora", trials, "accuracy")
     assert c.lr == 1e-1 and c.outside and c.edge == "high"
     row = pd.Series({"search trials": 3, "lr": c.lr, "lr edge": c.edge, "lr outside range": c.outside,
                      "lr range": "0.0001..0.01", "lr range source": "method", "lr rule": "one standard error",
                      "search seconds": 1.0, "search flops": 1.0})
     assert _search_cells(row)[0] == "0.1 ⚠ high end, outside 0.0001..0.01"
-    old = tune.choose("lora", [trial(lr=1e-3, accuracy=0.50), trial(lr=1e-2, accuracy=0.51)], "accuracy")
+    old = selection.choose("lora", [trial(lr=1e-3, accuracy=0.50), trial(lr=1e-2, accuracy=0.51)], "accuracy")
     assert old.earlier_rule and old.lr == 1e-2  # recorded before schema 5: the highest score, as it was run
     assert _search_cells({**row, "lr": old.lr, "lr edge": "", "lr outside range": False,
                           "lr rule": "highest score (before the tie rule)"})[0] == "0.01†"

@@ -13,10 +13,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from runners import compare, record, tune
-from runners.executor import InProcessExecutor
-from runners.record import Status
-from runners.records import row_label
+from runners import compare
+from runners.analysis import selection
+from runners.execute.serial import InProcessExecutor
+from runners.planning import search as tune
+from runners.settings import search as search_settings
+from runners.store import schema as record
+from runners.store.records import row_label
+from runners.store.schema import Status
 
 VAL_ROWS, TEST_ROWS = 12, 30  # the tweets fixture's held-out validation, and its test at --eval-limit 30
 
@@ -40,7 +44,8 @@ class Spy:
     splits: dict = field(default_factory=dict)
 
     def install(self, mp: pytest.MonkeyPatch) -> Spy:
-        from runners import train, worker
+        from runners.job import loop as train
+        from runners.job import worker
 
         real_run, real_load, real_evaluate = worker.run, worker.load_tokenized, train.evaluate
 
@@ -74,7 +79,8 @@ class Spy:
 def run_compare(args: list[str], mp: pytest.MonkeyPatch, plots: bool = True) -> tuple[int, str, str, Spy]:
     """compare.main in this process, its runs in this process too, watched by a Spy. The estimate's probe step (a
     full fine-tuning step, tested in test_estimate.py) is skipped for time; and the plots where `plots` is false."""
-    from runners import probe, tables
+    from runners.analysis import tables
+    from runners.planning import probe
 
     mp.setattr(compare, "Executor", InProcessExecutor)
     mp.setattr(probe, "probe", lambda *args, **kwargs: probe.Probe(0.01, 5, 0.01, 0.01, 1e9, 0.1, 0.1, 1e-3))
@@ -166,16 +172,16 @@ def test_search_trials_have_no_test_numbers_and_use_the_search_seeds(tuned):
     assert len({r.experiment_id for r in trials + reported}) == 1
     for label in ("head", "lora"):
         mine = [r for r in trials if r.config.method == label]
-        lo, hi = tune.lr_range(label, reported[0].config)
+        lo, hi = search_settings.lr_range(label, reported[0].config)
         assert {lo, hi} <= {r.config.lr for r in mine}  # the grid's two ends
-        assert 2 <= len(mine) <= 2 + tune.EXTEND_LIMIT
+        assert 2 <= len(mine) <= 2 + search_settings.EXTEND_LIMIT
 
 
 def test_the_reported_runs_train_at_the_rate_chosen_from_the_trials(tuned):
     trials, reported = split(all_records(tuned.results))
     assert sorted(r.config.method for r in reported) == ["head", "lora"]
     for r in reported:
-        choice = tune.choose(row_label(r), trials, "accuracy")
+        choice = selection.choose(row_label(r), trials, "accuracy")
         assert r.ok and choice.lr is not None and r.config.lr == choice.lr
         assert r.method.params["lr"] == choice.lr  # what the worker trained with
         assert f"{r.config.method}: lr {choice.lr:g} chosen" in tuned.out
@@ -191,7 +197,7 @@ def test_the_tuned_table_shows_the_rate_and_the_search_cost(tuned):
     assert "**Learning rates:** tuned per method (`--tune-lr 2`, search seeds 1000" in md
     assert "- **Tuned lr:** " in md and "never on the test split" in md and "within one standard error" in md
     for r in reported:
-        choice = tune.choose(row_label(r), trials, "accuracy")
+        choice = selection.choose(row_label(r), trials, "accuracy")
         row = cells(md, r.config.method)
         assert row["tuned lr"].split()[0] == f"{choice.lr:.3g}"
         assert row["tuned lr"].endswith(f"⚠ {choice.edge} end") if choice.edge else "⚠" not in row["tuned lr"]
@@ -294,7 +300,7 @@ def test_an_ablated_tuned_run_picks_its_rates(tuned, copy, tiny_model_dir, tweet
     (ablated,) = [r for r in records if not r.config.search and r.config.ablate]
     label = row_label(ablated)
     assert label == "head [no bucketing]"
-    choice = tune.choose(label, trials, "accuracy")
+    choice = selection.choose(label, trials, "accuracy")
     assert ablated.ok and choice.lr is not None and ablated.config.lr == choice.lr
     assert choice.trials == len([c for c in spy.runs if c["search"]])
     # one experiment (ablation is how the loop ran): each row's rate from its own trials
@@ -303,5 +309,5 @@ def test_an_ablated_tuned_run_picks_its_rates(tuned, copy, tiny_model_dir, tweet
     assert cells(md, label)["tuned lr"].split()[0] == f"{choice.lr:.3g}"
     # the row without the ablation keeps the rate its own trials chose
     head = next(r for r in records if not r.config.search and r.config.method == "head" and not r.config.ablate)
-    own = tune.choose("head", trials, "accuracy")
+    own = selection.choose("head", trials, "accuracy")
     assert head.config.lr == own.lr and cells(md, "head")["tuned lr"].split()[0] == f"{own.lr:.3g}"

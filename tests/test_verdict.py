@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from runners import record
-from runners.scores import stored_predictions
-from runners.tables import render, summarize
-from runners.verdict import accuracy_group, majority_reference, sentences
+from runners.analysis.tables import render, summarize
+from runners.analysis.verdict import accuracy_group, majority_reference, sentences
+from runners.measure.scores import stored_predictions
+from runners.store import schema as record
 
 BASE = record.parse((Path(__file__).parent / "fixtures" / "records" / "v1-with-ablate.json").read_text())
 TRUTH = np.array([1] * 41 + [0] * 28 + [2] * 31)  # 100 test rows; 'neutral' (1) is the majority class

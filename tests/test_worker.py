@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from runners import compare, stages
-from runners.executor import ExitCode
-from runners.stages import Context, run_stages
+from runners import compare
+from runners.core.signals import ExitCode
+from runners.job import stages
+from runners.job.stages import Context, run_stages
 
 
 def test_stages_run_in_order_and_merge_their_parts(monkeypatch):

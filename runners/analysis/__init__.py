@@ -1,0 +1,1 @@
+"""From records to answers: the experiment view, the statistics, the verdict, the tables and the plots."""

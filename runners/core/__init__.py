@@ -1,0 +1,1 @@
+"""What every layer of the runner shares: the user-mistake error, exit codes and signals, atomic files."""

@@ -1,0 +1,92 @@
+"""Resolve `--model` (hub id or local folder) to a local folder of safetensors weights, and name it exactly."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from runners.core.errors import UserError
+from runners.measure.environment import file_sha256
+
+_HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model"]  # config, weights, tokenizer; never pickles
+_IDENTITY_FILES = {"config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+                   "merges.txt", "added_tokens.json", "spiece.model", "tokenizer.model"}
+
+
+def resolve_model(name: str, allow_pickle: bool = False, revision: str | None = None) -> dict:
+    """The model's identity: what was asked for, the local folder, weight hashes and its shape.
+
+    Weights load from safetensors only; a folder holding just pickle `*.bin` files is refused unless `allow_pickle`
+    (unpickling runs code from the file). Remote code is never trusted.
+    """
+    from transformers import AutoConfig
+
+    folder, commit = Path(name).expanduser(), None
+    if folder.is_dir():
+        if revision:
+            raise UserError(f"--revision pins a hub model; --model {name} is a local folder")
+    else:
+        if name.startswith((".", "/", "~")) or name.count("/") > 1:
+            raise UserError(f"--model {name}: no such folder")
+        folder, commit = _download(name, revision, allow_pickle)
+    if not (folder / "config.json").exists():
+        raise UserError(f"--model {name}: no config.json in {folder}")
+    weights, safetensors = sorted(folder.glob("*.safetensors")), True
+    if not weights:
+        pickles = sorted(folder.glob("*.bin"))
+        if pickles and not allow_pickle:
+            raise UserError(f"--model {name}: only pickle weights ({pickles[0].name}) in {folder}; loading a pickle "
+                            f"can run code from it: convert to safetensors, or pass --allow-pickle if you trust it")
+        if not pickles:
+            raise UserError(f"--model {name}: no *.safetensors weights in {folder}")
+        weights, safetensors = pickles, False
+    config = AutoConfig.from_pretrained(folder)
+    architecture = {k: getattr(config, k) for k in ("model_type", "n_layer", "n_head", "n_embd", "vocab_size")
+                     if hasattr(config, k)}
+    return {
+        "name": name,
+        "path": str(folder.resolve()),
+        "revision": revision, "commit": commit,  # the hub commit read (None for a local folder)
+        "weights_sha256": {w.name: file_sha256(w) for w in weights},
+        # the tokenizer and config beside the weights: a change to either alone is a different model
+        "files_sha256": {f.name: file_sha256(f) for f in sorted(folder.iterdir()) if f.name in _IDENTITY_FILES},
+        "use_safetensors": safetensors,
+        "n_positions": getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None),
+        "architecture": architecture,
+    }
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:  # GPT-2 has no pad token: pad with eos, as is standard
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _download(repo_id: str, revision: str | None, allow_pickle: bool) -> tuple[Path, str]:
+    """Fetch config, tokenizer and safetensors weights (pickles only if allowed and nothing else is there); return
+    the local snapshot and the commit it is."""
+    from huggingface_hub import HfApi, constants, snapshot_download
+
+    try:
+        patterns = list(_HUB_FILES)
+        if not constants.HF_HUB_OFFLINE:  # look before downloading: a pickle-only repo is refused up front
+            info = HfApi().model_info(repo_id, revision=revision)
+            revision = info.sha
+            files = [s.rfilename for s in info.siblings or []]
+            if not any(f.endswith(".safetensors") for f in files):
+                pickles = [f for f in files if f.endswith(".bin")]
+                if not pickles:
+                    raise UserError(f"--model {repo_id}: no *.safetensors weights in the hub repo")
+                if not allow_pickle:
+                    raise UserError(f"--model {repo_id}: only pickle weights ({pickles[0]}) in the hub repo; "
+                                    f"loading a pickle can run code from it: use a repo with safetensors, or pass "
+                                    f"--allow-pickle if you trust it")
+                patterns.append("*.bin")
+        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
+    except UserError:
+        raise
+    except Exception as e:  # offline, unknown repo, gated: one line with the cause and the way out
+        raise UserError(f"--model {repo_id}: could not fetch from the hub ({type(e).__name__}); "
+                        f"offline, pass a local folder with config.json, tokenizer files and *.safetensors") from None
+    return folder, folder.name  # the hub cache names each snapshot folder by its commit

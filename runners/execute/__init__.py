@@ -1,0 +1,1 @@
+"""Where runs execute: the executors (one process at a time, a local pool, Ray), claims and progress."""
