@@ -129,7 +129,7 @@ def compare(args: argparse.Namespace, command: str) -> int:
                 not_ok += failed
     except Stopped as e:  # the runs are recorded `cancelled`; the finished ones still make their tables
         stopped = e
-    from runners.analysis.tables import write_tables
+    from runners.analysis.comparison import write_tables
     from runners.analysis.terminal import ending
 
     views: dict = {}  # the verdict and key columns are printed; the files hold every column

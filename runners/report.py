@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from runners.analysis.tables import write_tables
+from runners.analysis.comparison import write_tables
 from runners.core.errors import UserError
 from runners.store.records import DEFAULT_RESULTS
 

@@ -48,3 +48,20 @@ def in_process(monkeypatch):
     from runners.execute.serial import InProcessExecutor
 
     monkeypatch.setattr(compare, "Executor", InProcessExecutor)
+
+
+@pytest.fixture
+def make_job():
+    """A valid job (runners.job.spec.Job) for the executors' tests, which never read its data: `make_job(path)` puts its
+    record at `path` (its run id from the file's name); keyword arguments replace its fields."""
+    from runners.job.spec import Job
+    from runners.settings.config import RunConfig
+
+    def make(record_path, **changes) -> Job:
+        fields = dict(tokens="unused.pt", model={"name": "m", "path": "unused", "weights_sha256": {}},
+                      data={"dataset": "tweets"}, num_labels=3, pad_id=0, majority_baseline=0.4, git={},
+                      command="test", config=RunConfig(method="full", seed=0), run_id=Path(record_path).stem,
+                      experiment_id="e", record_path=str(record_path))
+        return Job(**{**fields, **changes})
+
+    return make

@@ -130,8 +130,8 @@ def test_ablation_measures_each_speedup_and_compile(tmp_path, tiny_model_dir, tw
     assert compiled["break-even samples"] > 0  # a count, or inf ("never") where compiling did not pay
     assert "pinned_memory changes nothing on this device, so not measured here" in \
         (out / "tweets-cpu-ablation.md").read_text()
-    assert len(jobs) == len(df) and [j["config"]["ablate"] for j in jobs[1:8]] == [[n] for n in cpu_speedups]
+    assert len(jobs) == len(df) and [list(j.config.ablate) for j in jobs[1:8]] == [[n] for n in cpu_speedups]
     records = {r["run_id"]: r for r in _records(out / "records")}
-    measured = [records[j["run_id"]]["measurements"] for j in jobs]
+    measured = [records[j.run_id]["measurements"] for j in jobs]
     assert df["samples/s"].tolist() == [m["samples_per_second"] for m in measured]  # the table is the records'
     assert compiled["compile s"] == measured[-1]["compile_seconds"]

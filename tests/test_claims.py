@@ -21,8 +21,6 @@ from runners.execute.serial import SubprocessExecutor
 from runners.store.schema import parse
 
 FIXTURE = Path(__file__).parent / "fixtures" / "records" / "v1-with-ablate.json"
-JOB = {"run_id": "x-s0-abc", "experiment_id": "e", "config": {"method": "full", "seed": 0},
-       "model_identity": {"name": "m"}, "data_identity": {"dataset": "tweets"}, "git": {}, "command": "test"}
 
 
 def _counting(counter: Path) -> list[str]:
@@ -53,9 +51,9 @@ def test_two_commands_on_one_run_train_it_once_and_both_get_its_record(tmp_path,
     assert not claim_path(job).exists()
 
 
-def test_a_pool_runs_its_other_jobs_while_another_command_holds_one_then_takes_its_record(tmp_path):
+def test_a_pool_runs_its_other_jobs_while_another_command_holds_one_then_takes_its_record(tmp_path, make_job):
     folder = tmp_path / "runs"
-    jobs = [{**JOB, "run_id": rid, "record_path": str(folder / f"{rid}.json")} for rid in ("held-s0-a", "free-s0-b")]
+    jobs = [make_job(folder / f"{rid}.json") for rid in ("held-s0-a", "free-s0-b")]
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # another live command
     try:
         folder.mkdir()
@@ -67,7 +65,7 @@ def test_a_pool_runs_its_other_jobs_while_another_command_holds_one_then_takes_i
 
         def finish():  # the other command writes the held run's record, then lets its claim go
             time.sleep(1)
-            Path(jobs[0]["record_path"]).write_text(parse(FIXTURE.read_text()).to_json())
+            Path(jobs[0].record_path).write_text(parse(FIXTURE.read_text()).to_json())
             claim_path(jobs[0]).unlink()
 
         threading.Thread(target=finish).start()
@@ -78,12 +76,12 @@ def test_a_pool_runs_its_other_jobs_while_another_command_holds_one_then_takes_i
         other.wait()
     # the free one first (its fake worker writes no record: failed), then the held one, trained elsewhere
     assert [r.status.value for r in records] == ["failed", "ok"] and counter.read_text() == "x"
-    assert records[1] == parse(Path(jobs[0]["record_path"]).read_text())
+    assert records[1] == parse(Path(jobs[0].record_path).read_text())
     assert not list(folder.glob(".*"))
 
 
-def test_a_claim_is_taken_over_when_its_claimant_is_gone(tmp_path, monkeypatch):
-    job = {**JOB, "record_path": str(tmp_path / "x-s0-abc.json")}
+def test_a_claim_is_taken_over_when_its_claimant_is_gone(tmp_path, monkeypatch, make_job):
+    job = make_job(tmp_path / "x-s0-abc.json")
     path = claim_path(job)
     assert path == tmp_path / ".x-s0-abc.claim"  # beside the record; `*.json` globs do not see it
     mine, theirs = Claims(), Claims()
@@ -122,13 +120,13 @@ def test_a_claim_is_taken_over_when_its_claimant_is_gone(tmp_path, monkeypatch):
     assert not path.exists()
 
 
-def test_a_serial_command_says_a_run_is_training_only_once_it_holds_the_claim(tmp_path, capsys):
+def test_a_serial_command_says_a_run_is_training_only_once_it_holds_the_claim(tmp_path, capsys, make_job):
     from runners.execute.progress import execute
     from runners.planning.estimate import Clock, History
 
     folder = tmp_path / "runs"
     folder.mkdir()
-    job = {**JOB, "record_path": str(folder / "x-s0-abc.json")}
+    job = make_job(folder / "x-s0-abc.json")
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # another live command
     try:
         claim_path(job).write_text(json.dumps({"host": socket.gethostname(), "pid": other.pid,
@@ -136,7 +134,7 @@ def test_a_serial_command_says_a_run_is_training_only_once_it_holds_the_claim(tm
 
         def finish():  # the other command writes the run's record, then lets its claim go
             time.sleep(1)
-            Path(job["record_path"]).write_text(parse(FIXTURE.read_text()).to_json())
+            Path(job.record_path).write_text(parse(FIXTURE.read_text()).to_json())
             claim_path(job).unlink()
 
         threading.Thread(target=finish).start()

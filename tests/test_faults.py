@@ -15,35 +15,33 @@ import pytest
 import torch
 
 from runners import compare, report
+from runners.analysis.experiment import Experiment
 from runners.analysis.plots import legend_name, write_plots
 from runners.core.signals import ExitCode
 from runners.execute.serial import SubprocessExecutor
-from runners.store.records import base_record
+from runners.settings.config import RunConfig
 from runners.store.schema import Status, parse, validate
-
-JOB = {"schema": 1, "run_id": "x-s0-abc", "experiment_id": "e", "config": {"method": "full", "seed": 0},
-       "model_identity": {"name": "m"}, "data_identity": {"dataset": "tweets"}, "git": {}, "command": "test"}
 
 
 @pytest.mark.parametrize("death, says", [("raise SystemExit(1)", "(exit code 1)"),
                                          ("import os; os.kill(os.getpid(), 9)", "(signal 9)")])
-def test_a_child_that_dies_before_writing_gets_a_failed_record(tmp_path, death, says):
+def test_a_child_that_dies_before_writing_gets_a_failed_record(tmp_path, make_job, death, says):
     path = tmp_path / "x-s0-abc.json"
     executor = SubprocessExecutor(command=[sys.executable, "-c", death])  # dies before it reads its job
-    record = executor.run({**JOB, "record_path": str(path)})
+    record = executor.run(make_job(path))
     assert record == parse(path.read_text())
     assert record.status is Status.FAILED and f"run process died {says} before writing its record" in record.error
     assert (record.config.method, record.seed, record.run_id) == ("full", 0, "x-s0-abc")
 
 
-def test_a_job_file_left_by_a_killed_command_is_cleaned_by_the_next_run_of_it(tmp_path):
+def test_a_job_file_left_by_a_killed_command_is_cleaned_by_the_next_run_of_it(tmp_path, make_job):
     """kill -9 of the command leaves its run's job file (nothing can remove it then): beside the record, not in
     /tmp, where the same command, run again, replaces it and removes it when the run ends."""
     path = tmp_path / "runs" / "x-s0-abc.json"
-    job = {**JOB, "record_path": str(path)}
-    script = ("import json, sys; from runners.execute.serial import SubprocessExecutor; "
+    job = make_job(path)
+    script = ("import sys; from runners.execute.serial import SubprocessExecutor; from runners.job.spec import Job; "
               "SubprocessExecutor(command=[sys.executable, '-c', 'import time; time.sleep(60)']).run("
-              f"json.loads({json.dumps(json.dumps(job))}))")
+              f"Job.from_json({job.to_json()!r}))")
     parent = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
     job_file = path.with_name(".x-s0-abc.job.json")
     deadline = time.monotonic() + 30
@@ -57,11 +55,10 @@ def test_a_job_file_left_by_a_killed_command_is_cleaned_by_the_next_run_of_it(tm
     assert record.status is Status.FAILED and not job_file.exists()
 
 
-def test_a_run_that_raises_records_failed_with_the_error(tmp_path, tiny_model_dir):
+def test_a_run_that_raises_records_failed_with_the_error(tmp_path, tiny_model_dir, make_job):
     path = tmp_path / "y.json"
-    config = {"method": "full", "seed": 0, "device": "cpu"}
-    job = {**JOB, "config": config, "tokens": str(tmp_path / "missing.pt"), "model": {"path": str(tiny_model_dir)},
-           "num_labels": 3, "pad_id": 50256, "majority_baseline": 0.4, "record_path": str(path)}
+    job = make_job(path, config=RunConfig(method="full", seed=0, device="cpu"), tokens=str(tmp_path / "missing.pt"),
+                   model={"name": "tiny", "path": str(tiny_model_dir), "weights_sha256": {}}, pad_id=50256)
     record = SubprocessExecutor().run(job)
     assert record.status is Status.FAILED and "missing.pt" in record.error and "Traceback" in record.traceback
     assert record.versions["torch"]
@@ -79,16 +76,16 @@ def _argv(results, model, data, methods, budget="32samples"):
 
 def test_out_of_memory_is_recorded_and_the_comparison_goes_on(tmp_path, tiny_model_dir, tweets_dir, cache_dir,
                                                               in_process, monkeypatch, capsys):
-    from runners.job import worker
+    from runners.job.stages import train as stage
 
-    real_train = worker.train
+    real_train = stage.train
 
     def train(model, method, *args, **kwargs):  # simulated: a CPU has no allocator limit to hit
         if method.name == "full":
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
         return real_train(model, method, *args, **kwargs)
 
-    monkeypatch.setattr(worker, "train", train)
+    monkeypatch.setattr(stage, "train", train)
     assert compare.main(_argv(tmp_path, tiny_model_dir, tweets_dir, "full,head")) == ExitCode.RUN_NOT_OK == 3
     recs = _records(tmp_path)
     assert recs["full"]["status"] == "oom" and "Tried to allocate 20.00 MiB" in recs["full"]["error"]
@@ -129,7 +126,7 @@ def test_a_diverging_run_is_recorded_at_its_step_and_the_rest_go_on(tmp_path, ti
     assert "head seed 0: ok record exists" in capsys.readouterr().out  # said under --quiet too
 
 
-def test_a_failed_method_is_named_in_the_plots_not_dropped(tmp_path, monkeypatch):
+def test_a_failed_method_is_named_in_the_plots_not_dropped(tmp_path, monkeypatch, make_job):
     import matplotlib.axes
 
     base = parse((Path(__file__).parent / "fixtures" / "records" / "v1-with-ablate.json").read_text())
@@ -141,9 +138,9 @@ def test_a_failed_method_is_named_in_the_plots_not_dropped(tmp_path, monkeypatch
     real = matplotlib.axes.Axes.legend
     monkeypatch.setattr(matplotlib.axes.Axes, "legend", lambda ax, *a, **k: legends.append(
         ax.get_legend_handles_labels()[1]) or real(ax, *a, **k))
-    record = validate({**base_record(JOB, Status.DIVERGED, "training loss became non-finite at step 1"),
-                       "config": {"method": "full", "seed": 0, "budget": "32samples"}})
-    paths = write_plots([record], tmp_path)  # nothing ended ok: the plots still say what failed
+    job = make_job(tmp_path / "x.json", config=RunConfig(method="full", seed=0, budget="32samples"))
+    record = validate(job.base_record(Status.DIVERGED, "training loss became non-finite at step 1"))
+    paths = write_plots(Experiment.of([record]), tmp_path)  # nothing ended ok: the plots still say what failed
     assert [p.name for p in paths] == ["accuracy_vs_budget.png", "accuracy_vs_cost.png"]
     assert legends == [["full (failed: diverged)"]] * 3
 
@@ -171,7 +168,7 @@ def test_two_comparisons_into_one_folder_lose_nothing(tmp_path, tiny_model_dir, 
 
 def test_a_full_disk_leaves_no_half_written_file_and_says_so(tmp_path, tiny_model_dir, tweets_dir, cache_dir,
                                                              in_process, monkeypatch, capsys):
-    import runners.store.records
+    import runners.core.files
 
     real_fsync = os.fsync
 
@@ -180,7 +177,7 @@ def test_a_full_disk_leaves_no_half_written_file_and_says_so(tmp_path, tiny_mode
             return real_fsync(fd)
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(runners.store.records.os, "fsync", no_space)
+    monkeypatch.setattr(runners.core.files.os, "fsync", no_space)
     assert compare.main(_argv(tmp_path, tiny_model_dir, tweets_dir, "head")) == 1
     err = capsys.readouterr().err
     assert "error: cannot write the record" in err and "No space left on device" in err

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import methods
 from methods import registry
 from runners import compare
 
@@ -45,8 +46,8 @@ class OutsideProbe(Method):
 @pytest.fixture(autouse=True)
 def registry_as_found(monkeypatch):
     """What a test's plugins register leaves with the test: the registry, and their modules."""
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    monkeypatch.setattr(registry.METHODS, "_entries", dict(registry.METHODS._entries))
+    monkeypatch.setattr(registry.METHODS, "_discovered", False)  # entry points are looked up again
     yield
     for name in [m for m in sys.modules if m.startswith(("peft_lab_plugin_", "outside_"))]:
         del sys.modules[name]
@@ -128,7 +129,7 @@ def test_installed_entry_points_register_their_methods(tmp_path, monkeypatch):
     monkeypatch.setattr(registry.metadata, "entry_points", lambda group: points if group == registry.ENTRY_POINTS
                         else [])
     assert "outside_probe" in registry.registered()
-    assert registry.parse_spec("outside_probe:note=z").method.params.note == "z"
+    assert methods.parse_spec("outside_probe:note=z").method.params.note == "z"
 
 
 def test_a_broken_entry_point_is_one_line(monkeypatch):

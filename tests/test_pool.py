@@ -41,7 +41,7 @@ def grid_jobs(tmp: Path, model: Path, data: Path, methods=("head", "bitfit"), se
 
 
 def _accuracy(job: dict) -> float:
-    return read_record(Path(job["record_path"])).metrics.accuracy
+    return read_record(Path(job.record_path)).metrics.accuracy
 
 
 def test_two_workers_run_a_grid_at_once_each_with_its_share_and_the_same_numbers(tmp_path, tiny_model_dir,
@@ -65,7 +65,7 @@ def test_two_workers_run_a_grid_at_once_each_with_its_share_and_the_same_numbers
     stop.set()
     watcher.join()
     assert peak[0] == 2 and len(alive) == 3  # two at once, the third in the slot the first to end left
-    assert sorted(r.run_id for r in records) == sorted(j["run_id"] for j in jobs)
+    assert sorted(r.run_id for r in records) == sorted(j.run_id for j in jobs)
     for r in records:
         assert r.status.value == "ok", r.error
         assert r.device["executor"] == "local-pool" and r.device["slot"] in (0, 1) and r.device["concurrent"] == 2
@@ -73,10 +73,10 @@ def test_two_workers_run_a_grid_at_once_each_with_its_share_and_the_same_numbers
     assert mixed_resources(records) is None
     out = capsys.readouterr().out  # one line as each run starts and as it ends, no per-run bars
     for job in jobs:
-        name = f"{job['config']['method']} seed {job['config']['seed']}"
+        name = f"{job.config.method} seed {job.config.seed}"
         assert f"{name}: started [slot " in out and f"{name}: ok, test acc " in out
     assert "step/s" not in out
-    pooled = {j["run_id"]: _accuracy(j) for j in jobs}
+    pooled = {j.run_id: _accuracy(j) for j in jobs}
 
     with InProcessExecutor() as serial:  # the same jobs one at a time, with every core: the same numbers
         alone = list(serial.map(jobs))
@@ -109,10 +109,10 @@ def test_ctrl_c_cancels_every_running_run_keeps_the_finished_and_drops_the_rest(
     assert sorted(r.config.method for r in cancelled) == ["full", "head"]
     for r in cancelled:
         assert r.status.value == "cancelled" and r.error == "interrupted (Ctrl-C)"
-        assert read_record(Path(jobs[0]["record_path"]).with_name(f"{r.run_id}.json")) == r
-    assert not Path(jobs[2]["record_path"]).exists()  # never started: no record, resume runs it
+        assert read_record(Path(jobs[0].record_path).with_name(f"{r.run_id}.json")) == r
+    assert not Path(jobs[2].record_path).exists()  # never started: no record, resume runs it
     assert not [p for p in psutil.Process().children() if "runners.job.worker" in " ".join(_cmdline(p))]
-    assert not list(Path(jobs[0]["record_path"]).parent.glob(".*"))  # no claim, no temporary left
+    assert not list(Path(jobs[0].record_path).parent.glob(".*"))  # no claim, no temporary left
 
 
 def test_make_executor_picks_by_flags_and_refuses_bad_values(monkeypatch):

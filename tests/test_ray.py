@@ -96,25 +96,25 @@ def test_a_grid_runs_on_both_nodes_and_a_lost_node_costs_only_its_run_which_runs
     def begin(key, where):  # the third run to start (the first two ran on one node each): kill its node meanwhile
         real_begin(key, where)
         run = executor._running[key]
-        begun.append(run.job["run_id"])
+        begun.append(run.job.run_id)
         if len(begun) == 3:
             node = run.extra["node"]
             time.sleep(2)  # it is loading or training
             [victim] = [n for n in nodes if n.node_id == node["node_id"]]
             cluster.remove_node(victim, allow_graceful=False)
-            killed.update(run_id=run.job["run_id"], node=node)
+            killed.update(run_id=run.job.run_id, node=node)
 
     executor._begin = begin
     with executor:
         records = {r.run_id: r for r in executor.map(jobs)}
-    assert sorted(records) == sorted(j["run_id"] for j in jobs) and killed
+    assert sorted(records) == sorted(j.run_id for j in jobs) and killed
     for job in jobs:
-        record = records[job["run_id"]]
+        record = records[job.run_id]
         assert record.status.value == "ok", record.error
-        assert read_record(Path(job["record_path"])) == record  # written by the driver, where the plan said
+        assert read_record(Path(job.record_path)) == record  # written by the driver, where the plan said
         d = record.device
         assert d["executor"] == "ray" and d["node_ip"] == "127.0.0.1" and d["threads"] == 1
-        assert d["attempt"] == (2 if job["run_id"] == killed["run_id"] else 1)
+        assert d["attempt"] == (2 if job.run_id == killed["run_id"] else 1)
     retried = records[killed["run_id"]].device
     assert retried["node_id"] != killed["node"]["node_id"]
     assert retried["retried_after"].startswith(f"attempt 1: node {killed['node']['node_id'][:8]} (127.0.0.1) lost")
@@ -153,13 +153,13 @@ def test_ctrl_c_cancels_the_running_tasks_drops_the_queued_and_the_local_instanc
     assert sorted(r.config.method for r in cancelled) == ["full", "head"]
     for r in cancelled:
         assert r.status.value == "cancelled" and r.error.startswith("interrupted (Ctrl-C)")
-        assert read_record(Path(jobs[0]["record_path"]).with_name(f"{r.run_id}.json")) == r
-    assert not Path(jobs[2]["record_path"]).exists()  # queued: dropped, no record; the same command resumes it
+        assert read_record(Path(jobs[0].record_path).with_name(f"{r.run_id}.json")) == r
+    assert not Path(jobs[2].record_path).exists()  # queued: dropped, no record; the same command resumes it
     assert not _workers_of(pids)
-    assert not list(Path(jobs[0]["record_path"]).parent.glob(".*"))  # no claim left
+    assert not list(Path(jobs[0].record_path).parent.glob(".*"))  # no claim left
 
 
-def test_a_run_whose_node_is_lost_past_its_retries_is_recorded_failed_naming_the_node(tmp_path):
+def test_a_run_whose_node_is_lost_past_its_retries_is_recorded_failed_naming_the_node(tmp_path, make_job):
     """No cluster needed: what the driver does with a lost node's run once its retries are spent."""
     import ray.exceptions
 
@@ -167,9 +167,7 @@ def test_a_run_whose_node_is_lost_past_its_retries_is_recorded_failed_naming_the
     from runners.execute.pool import Running
     from runners.execute.progress import Progress
 
-    job = {"run_id": "x-s0-abc", "experiment_id": "e", "config": {"method": "full", "seed": 0},
-           "model_identity": {"name": "m"}, "data_identity": {"dataset": "tweets"}, "git": {}, "command": "test",
-           "record_path": str(tmp_path / "x-s0-abc.json")}
+    job = make_job(tmp_path / "x-s0-abc.json")
     executor = RayExecutor(address="auto", retries=0)  # never connects here
     executor.progress = Progress(1, quiet=True)
     claims = Claims()
@@ -177,7 +175,7 @@ def test_a_run_whose_node_is_lost_past_its_retries_is_recorded_failed_naming_the
     lost = ray.exceptions.NodeDiedError("Task failed because the node it was running on is dead or unavailable. "
                                         "Node IP: 10.0.0.7, node ID: 5ba4c0af89d4ef4e4381dfe433aa9995385e9e26cf2697")
     record = executor._ended(run, lost)
-    assert record.status.value == "failed" and read_record(Path(job["record_path"])) == record
+    assert record.status.value == "failed" and read_record(Path(job.record_path)) == record
     assert record.error == "node 5ba4c0af (10.0.0.7) was lost mid-run (NodeDiedError), on attempt 1 of 1"
     run.extra["node"] = {"node_id": "77aa" * 10, "node_ip": "10.0.0.8"}  # it had said where it started
     record = executor._ended(run, ray.exceptions.OutOfMemoryError("killed"))

@@ -16,9 +16,6 @@ from runners import compare
 from runners.core.signals import Stopped, stop_on_signals
 from runners.execute.serial import SubprocessExecutor
 
-JOB = {"schema": 1, "run_id": "x-s0-abc", "experiment_id": "e", "config": {"method": "full", "seed": 0},
-       "model_identity": {"name": "m"}, "data_identity": {"dataset": "tweets"}, "git": {}, "command": "test"}
-
 
 def _cmdline(process: psutil.Process) -> list[str]:
     """A process's command line; empty for one that has just ended (a zombie not yet reaped, or gone)."""
@@ -80,7 +77,7 @@ def test_a_signal_cancels_the_current_run_keeps_the_finished_and_resumes(tmp_pat
     assert recs["head"]["timestamp"] == head_written and recs["full"]["status"] == "ok"
 
 
-def test_a_run_that_does_not_stop_is_killed_and_recorded_cancelled(tmp_path):
+def test_a_run_that_does_not_stop_is_killed_and_recorded_cancelled(tmp_path, make_job):
     path = tmp_path / "x-s0-abc.json"
     # The child starts with the stop signals held, as every worker does until its handlers are set; this one never
     # releases them, so it cannot be stopped, only killed.
@@ -89,7 +86,7 @@ def test_a_run_that_does_not_stop_is_killed_and_recorded_cancelled(tmp_path):
     started = time.monotonic()
     with stop_on_signals(), pytest.raises(Stopped) as stopped:
         timer.start()
-        executor.run({**JOB, "record_path": str(path)})
+        executor.run(make_job(path))
     assert stopped.value.signum == signal.SIGTERM and time.monotonic() - started < 10
     record = json.loads(path.read_text())
     assert record["status"] == "cancelled"

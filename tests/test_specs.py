@@ -5,7 +5,7 @@ import pytest
 
 import methods
 from methods import Method, SpecError, parse_spec, parse_specs, register
-from methods.registry import _REGISTRY
+from methods.registry import METHODS
 
 
 def test_defaults_and_typed_overrides():
@@ -64,7 +64,7 @@ def test_registry_rejects_duplicates_and_bad_names():
     try:
         assert register("dummy_test")(Dummy) is Dummy and methods.get("dummy_test") is Dummy
     finally:
-        _REGISTRY.pop("dummy_test", None)
+        METHODS._entries.pop("dummy_test", None)
 
 
 def test_prefix_with_gradient_checkpointing_is_refused_before_any_run():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from runners.analysis.experiment import Experiment
 from runners.analysis.plots import pareto_front
 
 
@@ -50,7 +51,7 @@ def test_the_top_group_is_bold_where_overlapping_intervals_would_call_a_tie():
     # each clearly above always predicting the majority class (0.2 here), so every row is a candidate
     records = [r.model_copy(update={"metrics": r.metrics.model_copy(update={"majority_baseline": 0.2})})
                for r in records]
-    df, cols = summarize(records)
+    df, cols = summarize(Experiment.of(records))
     row = df.set_index("method")
     assert set(row["beats majority"]) == {"yes"}
     assert row.at["b", "test acc ci_hi"] > row.at["a", "test acc ci_lo"]  # overlapping CIs: the old rule ties
@@ -66,27 +67,28 @@ def test_a_positive_quantity_gets_an_interval_above_zero():
     curve = [(1.0, 8, 0.6)]
     base = _record("a", curve, checkpoints=(1.0,))
     records = [_with(base, seed, 0.5, t) for seed, t in enumerate([5.0, 30.0, 250.0])]
-    row = summarize(records)[0].iloc[0]
+    row = summarize(Experiment.of(records))[0].iloc[0]
     assert row["train time (s) ci_lo"] > 0 and row["train time (s) center"] == pytest.approx(
         (5 * 30 * 250) ** (1 / 3))
 
 
 def test_a_checkpoint_not_reached_on_its_own_is_not_filled_from_a_later_one():
-    from runners.analysis.tables import TO_TARGET, summarize
+    from runners.analysis.columns import TO_TARGET
+    from runners.analysis.tables import summarize
 
     # 4 steps: 1/8 of the budget is half a step, so the first evaluation (step 1) is the 1/4 checkpoint's
     few = _record("few", [(0.25, 1, 0.4), (0.5, 2, 0.5), (1.0, 4, 0.6)], "4steps")
     many = _record("many", [(0.125, 1, 0.3), (0.25, 2, 0.4), (0.5, 4, 0.5), (1.0, 8, 0.6)])
-    df, cols = summarize([few], target=0.5)
+    df, cols = summarize(Experiment.of([few], target=0.5))
     row = df.iloc[0]
     assert pd.isna(row["val acc @1/8"]) and row["val acc @1/4"] == 0.4 and row["val acc @1/2"] == 0.5
     assert (row[f"{TO_TARGET} lo"], row[TO_TARGET]) == (1, 2)  # reached somewhere in steps (1, 2]
-    row = summarize([many], target=0.5)[0].iloc[0]
+    row = summarize(Experiment.of([many], target=0.5))[0].iloc[0]
     assert (row["val acc @1/8"], row["val acc @1/4"]) == (0.3, 0.4)
 
 
 def test_the_budget_to_target_column_has_one_name_whatever_the_target(tmp_path):
-    from runners.analysis.tables import write_tables
+    from runners.analysis.comparison import write_tables
 
     runs = tmp_path / "d" / "runs"
     runs.mkdir(parents=True)

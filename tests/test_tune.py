@@ -13,6 +13,7 @@ import pytest
 
 from runners import compare
 from runners.analysis import selection
+from runners.job.spec import Job, Shared
 from runners.planning import search as tune
 from runners.settings import search as search_settings
 from runners.store import schema as record
@@ -197,9 +198,9 @@ def test_the_cost_of_the_search_is_summed_over_its_trials():
 
 # the search's loop, with a fake executor -------------------------------------------------------------------------
 
-COMMON = {"model_identity": {**BASE["model"], "files_sha256": {"vocab.json": "v"}}, "data_identity": BASE["data"],
-          "git": BASE["git"], "command": "python -m runners.compare (test)", "tokens": "unused",
-          "model": {"path": "unused"}, "num_labels": 3, "pad_id": 0, "majority_baseline": 1 / 3, "quiet": True}
+COMMON = Shared(model={**BASE["model"], "files_sha256": {"vocab.json": "v"}}, data=BASE["data"], git=BASE["git"],
+                command="python -m runners.compare (test)", tokens="unused", num_labels=3, pad_id=0,
+                majority_baseline=1 / 3, quiet=True)
 
 
 def settings(**over) -> dict:
@@ -218,17 +219,17 @@ class FakeExecutor:
     def __init__(self, accuracy, outcome=lambda lr: "ok", macro_f1=None):
         self.accuracy, self.outcome, self.macro_f1, self.ran = accuracy, outcome, macro_f1 or accuracy, []
 
-    def __call__(self, jobs: list[dict]) -> None:
-        from runners.store.records import base_record, write_record
+    def __call__(self, jobs: list[Job]) -> None:
+        from runners.store.records import write_record
 
         for job in jobs:
-            cfg = job["config"]
-            assert cfg["search"] and job["stages"] == ["train", "validate"]  # never the test split
+            cfg = job.config.to_dict()
+            assert cfg["search"] and job.stages == ("train", "validate")  # never the test split
             self.ran.append((cfg["method"], cfg["lr"], cfg["seed"]))
             status = self.outcome(cfg["lr"])
             d = trial_dict(cfg["method"], cfg["lr"], cfg["seed"], self.accuracy(cfg["lr"]),
                            self.macro_f1(cfg["lr"]), status=status)
-            data = {**base_record(job, Status(status), d["error"]), "timestamp": "2025-01-01T00:00:00Z"}
+            data = {**job.base_record(Status(status), d["error"]), "timestamp": "2025-01-01T00:00:00Z"}
             if status == "ok":
                 from methods import parse_spec
                 from runners.settings.config import RunConfig
@@ -237,7 +238,7 @@ class FakeExecutor:
                                                      RunConfig.from_dict(cfg))  # as the worker records it
                 data.update(curve=d["curve"], measurements=d["measurements"], device=d["device"],
                             method={**d["method"], "lr_range": (lo, hi), "lr_range_source": source})
-            write_record(Path(job["record_path"]), data)
+            write_record(Path(job.record_path), data)
 
 
 def peaked(at: float):
@@ -380,7 +381,7 @@ def test_a_spec_whose_every_rate_fails_gets_a_failed_reported_record_saying_why(
     job = job_for(COMMON, RunConfig(method="lora", seed=0, **settings()), tmp_path, stages=["train", "evaluate"])
     r = tune.unsearched_record(job, choice)
     assert r.status is Status.FAILED and r.error.startswith("no learning rate had every search trial end ok: ")
-    assert "lr 0.0001 seed 1000: diverged" in r.error and record.read(Path(job["record_path"])) == r
+    assert "lr 0.0001 seed 1000: diverged" in r.error and record.read(Path(job.record_path)) == r
 
 
 def test_the_search_of_an_ablated_run_finds_its_own_trials(tmp_path):
@@ -526,6 +527,7 @@ def test_list_shows_every_methods_lr_range(capsys):
 
 def test_tuned_experiments_at_two_budgets_are_one_family_whatever_rates_they_chose(tmp_path):
     from runners.analysis.budgets import across_budgets, families
+    from runners.analysis.experiment import Experiment
 
     def reported(budget, lr, accuracy, experiment):
         d = trial_dict(lr=lr, seed=0, search=False, budget=budget, experiment=experiment)
@@ -534,12 +536,13 @@ def test_tuned_experiments_at_two_budgets_are_one_family_whatever_rates_they_cho
 
     small = [reported("1000samples", 1e-3, 0.6, "e1"), trial(lr=1e-3, budget="1000samples", experiment="e1")]
     large = [reported("4000samples", 3e-3, 0.7, "e2"), trial(lr=3e-3, budget="4000samples", experiment="e2")]
-    fam = families([small, large])
+    exps = [Experiment.of(small), Experiment.of(large)]
+    fam = families(exps)
     assert len(fam) == 1
     (by_budget,) = fam.values()
     assert list(by_budget) == ["1000samples", "4000samples"]
-    assert all(not r.config.search for rs in by_budget.values() for r in rs)  # the reported runs only
-    (text,) = across_budgets([small, large], tmp_path).values()
+    assert all(not r.config.search for exp in by_budget.values() for r in exp.records)  # the reported runs only
+    (text,) = across_budgets(exps, tmp_path).values()
     assert text.startswith("## Across budgets (1000samples, 4000samples)")
     assert "0.6000 (lr 0.001)" in text and "0.7000 (lr 0.003)" in text
     (png,) = tmp_path.glob("budgets-*-accuracy_vs_budget.png")
@@ -549,13 +552,15 @@ def test_tuned_experiments_at_two_budgets_are_one_family_whatever_rates_they_cho
 def test_a_reported_run_at_a_rate_the_search_no_longer_chooses_is_superseded():
     """A resumed search may choose another rate (a trial that failed ran again and won): the runs made at the old
     rate leave the table instead of being averaged in as extra seeds; rows whose rate was not searched stay."""
-    from runners.analysis.tables import at_chosen_rates
+    from runners.analysis.experiment import Experiment
 
     trials = [trial(lr=1e-3, accuracy=0.4), trial(lr=1e-2, accuracy=0.6)]
     old = trial(lr=1e-3, seed=0, search=False)
     new = trial(lr=1e-2, seed=0, search=False)
     untuned = trial(label="head", lr=2e-3, seed=0, search=False, tune_lr=None)  # set by --lr, not searched
-    assert at_chosen_rates([old, new, untuned], trials) == [new, untuned]
+    exp = Experiment.of([*trials, old, new, untuned])
+    assert exp.records == [new, untuned] and exp.superseded == 1
+    assert exp.rows["lora"].runs == [new] and exp.rows["lora"].choice.lr == 1e-2 and exp.rows["head"].choice is None
 
 
 def test_an_extension_step_is_at_most_a_decade():

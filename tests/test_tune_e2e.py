@@ -46,12 +46,13 @@ class Spy:
     def install(self, mp: pytest.MonkeyPatch) -> Spy:
         from runners.job import loop as train
         from runners.job import worker
+        from runners.job.stages import evaluate as stage
 
         real_run, real_load, real_evaluate = worker.run, worker.load_tokenized, train.evaluate
 
         def run(job):
-            self.current = job["config"]
-            self.runs.append(job["config"])
+            self.current = job.config.to_dict()
+            self.runs.append(self.current)
             try:
                 return real_run(job)
             finally:
@@ -71,7 +72,7 @@ class Spy:
 
         mp.setattr(worker, "run", run)
         mp.setattr(worker, "load_tokenized", load_tokenized)
-        mp.setattr(worker, "evaluate", evaluate)
+        mp.setattr(stage, "evaluate", evaluate)
         mp.setattr(train, "evaluate", evaluate)
         return self
 
@@ -79,13 +80,13 @@ class Spy:
 def run_compare(args: list[str], mp: pytest.MonkeyPatch, plots: bool = True) -> tuple[int, str, str, Spy]:
     """compare.main in this process, its runs in this process too, watched by a Spy. The estimate's probe step (a
     full fine-tuning step, tested in test_estimate.py) is skipped for time; and the plots where `plots` is false."""
-    from runners.analysis import tables
+    from runners.analysis import comparison
     from runners.planning import probe
 
     mp.setattr(compare, "Executor", InProcessExecutor)
     mp.setattr(probe, "probe", lambda *args, **kwargs: probe.Probe(0.01, 5, 0.01, 0.01, 1e9, 0.1, 0.1, 1e-3))
     if not plots:
-        mp.setattr(tables, "write_plots", lambda *args, **kwargs: [])
+        mp.setattr(comparison, "write_plots", lambda *args, **kwargs: [])
     spy = Spy().install(mp)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

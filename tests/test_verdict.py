@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from runners.analysis.tables import render, summarize
+from runners.analysis.experiment import Experiment
+from runners.analysis.section import render
+from runners.analysis.tables import summarize
 from runners.analysis.verdict import accuracy_group, majority_reference, sentences
 from runners.measure.scores import stored_predictions
 from runners.store import schema as record
@@ -55,10 +57,10 @@ def test_no_method_that_always_predicts_one_class_is_crowned():
     records = [run("head", s, better(1)) for s in (0, 1)] + [run("lora", s, constant(2)) for s in (0, 1)]
     group = accuracy_group(records)
     assert group.best is None and group.members == () and group.below_reference == ["head", "lora"]
-    said = sentences(records, group)
+    said = sentences(Experiment.of(records))
     assert said[0].startswith("No method beats always predicting 'neutral' (test accuracy 0.410)")
     assert not any("is the best method" in s for s in said)
-    text, df = render(records, None)
+    text, df = render(Experiment.of(records))
     row = df.set_index("method")
     assert list(row["beats majority"]) == ["no", "no"] and not row["top group"].any()
     assert "no better than always predicting 'neutral'" in text
@@ -69,10 +71,10 @@ def test_a_method_that_beats_it_is_ranked_and_one_that_does_not_is_marked_and_ne
     records = [run("lora", s, better(40 + s)) for s in (0, 1, 2)] + [run("head", s, constant()) for s in (0, 1, 2)]
     group = accuracy_group(records)
     assert group.best == "lora" and group.below_reference == ["head"]
-    said = " ".join(sentences(records, group))
+    said = " ".join(sentences(Experiment.of(records)))
     assert "lora is the only method that beats always predicting 'neutral'" in said
     assert "head is no better than always predicting 'neutral' (test accuracy 0.410) by the same tests" in said
-    text, _ = render(records, None)
+    text, _ = render(Experiment.of(records))
     assert "| vs majority class" in text and "no better than always predicting 'neutral' (p 1)" in text
     assert "beats always predicting 'neutral' (test accuracy 0.4100) on every seed" in text  # the footer
 
@@ -80,17 +82,16 @@ def test_a_method_that_beats_it_is_ranked_and_one_that_does_not_is_marked_and_ne
 def test_undetermined_when_no_test_applies():
     """One seed and no stored predictions: neither the seeds nor the test rows can tell anything apart."""
     records = [run("lora", 0, None, accuracy=0.62), run("head", 0, None, accuracy=0.55)]
-    group = accuracy_group(records)
-    said = sentences(records, group)
+    said = sentences(Experiment.of(records))
     assert said[0] == ("Undetermined: no test can tell whether any method beats always predicting 'neutral' (test "
                        "accuracy 0.410) here (one seed and no stored predictions), so none is ranked or "
                        "recommended.")
     assert not any("With one seed, only the test rows" in s for s in said)  # no test rows were there to compare
-    df, _ = summarize(records, None, group)
+    df, _ = summarize(Experiment.of(records))
     assert set(df["beats majority"]) == {"undetermined"}
 
 
 def test_few_seeds_are_said_in_words():
     records = [run("lora", s, better(40 + s)) for s in (0, 1)] + [run("dora", s, better(39 + 2 * s)) for s in (0, 1)]
-    said = " ".join(sentences(records, accuracy_group(records)))
+    said = " ".join(sentences(Experiment.of(records)))
     assert "tied" in said and "With 2 seeds, a gap counts only once it is 12.7 times its standard error" in said

@@ -8,51 +8,50 @@ against budget with each method's 95% CI as a band.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
 from runners.analysis.stats import LOGIT_CI, mean_ci
-from runners.analysis.verdict import accuracy_group
-from runners.settings.budget import Budget
 from runners.settings.config import stable_hash
-from runners.store.records import row_label
-from runners.store.schema import Record
+
+if TYPE_CHECKING:
+    from runners.analysis.experiment import Experiment
 
 
-def family_id(records: list[Record]) -> str:
+def family_id(exp: Experiment) -> str:
     """What the experiments of one family share: the experiment less its budget, on the same model and data."""
-    r = records[-1]
+    r = exp.records[-1]
     key = {k: v for k, v in r.config.experiment().items() if k != "budget"}
     return stable_hash({**key, "model": r.model.get("weights_sha256"), "data": r.data.get("content_sha256")})
 
 
-def families(groups: list[list[Record]]) -> dict[str, dict[str, list[Record]]]:
-    """Family id → {budget: the experiment's reported runs}, for the families with two budgets or more, the
-    budgets in increasing order."""
-    found: dict[str, dict[str, list[Record]]] = {}
-    for g in groups:
-        reported = [r for r in g if not r.config.search]
-        if reported:
-            found.setdefault(family_id(reported), {})[reported[-1].config.budget] = reported
-    return {fid: dict(sorted(by.items(), key=lambda kv: Budget.parse(kv[0]).amount))
+def families(exps: list[Experiment]) -> dict[str, dict[str, Experiment]]:
+    """Family id → {budget: the experiment}, for the families with two budgets or more, the budgets in increasing
+    order."""
+    found: dict[str, dict[str, Experiment]] = {}
+    for exp in exps:
+        if exp.records:
+            found.setdefault(family_id(exp), {})[exp.config.budget] = exp
+    return {fid: dict(sorted(by.items(), key=lambda kv: kv[1].budget.amount))
             for fid, by in found.items() if len(by) > 1}
 
 
-def across_budgets(groups: list[list[Record]], plots: Path) -> dict[str, str]:
+def across_budgets(exps: list[Experiment], plots: Path) -> dict[str, str]:
     """A markdown section (table, sentence, plot) per family of experiments that differ only in budget, by the
     family's id."""
     from runners.analysis.plots import write_budget_plot
 
     sections = {}
-    for fid, by_budget in families(groups).items():
+    for fid, by_budget in families(exps).items():
         budgets = list(by_budget)
-        labels = list(dict.fromkeys(row_label(r) for rs in by_budget.values() for r in rs))
-        tops = {b: accuracy_group(rs) for b, rs in by_budget.items()}
+        labels = list(dict.fromkeys(label for exp in by_budget.values() for label in exp.rows))
+        tops = {b: exp.group for b, exp in by_budget.items()}  # each budget's own table's top group
         rows = []
         for label in labels:
             cells = [label]
-            for b in budgets:
-                runs = [r for r in by_budget[b] if row_label(r) == label and r.ok]
+            for b, exp in by_budget.items():
+                runs = exp.rows[label].ok if label in exp.rows else []
                 s = mean_ci([r.metrics.accuracy for r in runs], share=True)
                 text = "–" if s.mean is None else f"{s.mean:.4f}" + (
                     f" [{s.lo:.3f}, {s.hi:.3f}]" if s.lo is not None else "")
@@ -64,7 +63,7 @@ def across_budgets(groups: list[list[Record]], plots: Path) -> dict[str, str]:
         table = tabulate(rows, headers=["method", *(f"test acc @ {b}" for b in budgets)], tablefmt="github",
                          disable_numparse=True)
         path = write_budget_plot(by_budget, plots / f"budgets-{fid}-accuracy_vs_budget.png")
-        ids = ", ".join(rs[0].experiment_id for rs in by_budget.values())
+        ids = ", ".join(exp.id for exp in by_budget.values())
         sections[fid] = (
             f"## Across budgets ({', '.join(budgets)})\n\nExperiments {ids}: the same comparison at each budget. "
             f"{ranking_sentence(tops)}\n\n{table}\n\n- **Cells:** test accuracy, mean [{LOGIT_CI}] over seeds; bold: "

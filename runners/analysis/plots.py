@@ -1,40 +1,37 @@
-"""Plots beside the tables, from the records alone: accuracy over the budget, and accuracy against cost (training's
-and serving's)."""
+"""Plots beside the tables, from the experiment view alone: accuracy over the budget, accuracy against cost (training's
+and serving's), the learning-rate search, and accuracy across budgets."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from runners.analysis.stats import mean_ci
 from runners.core.files import replacing
-from runners.settings.budget import Budget
-from runners.store.records import row_label
 from runners.store.schema import Record
 
-UNIT_KEYS = {"epochs": "samples", "samples": "samples", "steps": "steps", "tokens": "tokens", "flops": "flops",
-             "seconds": "seconds"}
+if TYPE_CHECKING:
+    from runners.analysis.experiment import Experiment
 
 
-def write_plots(records: list[Record], out: Path, prefix: str = "", trials: list[Record] = ()) -> list[Path]:
-    """`<prefix>accuracy_vs_budget.png`, `<prefix>accuracy_vs_cost.png` and, where the rates were searched
-    (`trials`), `<prefix>lr_search.png` for one experiment; returns the paths. A method whose runs did not end ok
-    has no point to draw; it is still named, marked failed, in the plots."""
+def write_plots(exp: Experiment, out: Path, prefix: str = "") -> list[Path]:
+    """`<prefix>accuracy_vs_budget.png`, `<prefix>accuracy_vs_cost.png` and, where the rates were searched,
+    `<prefix>lr_search.png` for one experiment; returns the paths. A method whose runs did not end ok has no point
+    to draw; it is still named, marked failed, in the plots."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if not records:
+    if not exp.records:
         return []
-    labels = list(dict.fromkeys(row_label(r) for r in records))
-    runs = {label: [r for r in records if row_label(r) == label] for label in labels}
-    ok = {label: [r for r in rs if r.ok] for label, rs in runs.items()}
-    names = {label: legend_name(label, rs) for label, rs in runs.items()}
+    labels = list(exp.rows)
+    ok = {label: row.ok for label, row in exp.rows.items()}
+    names = {label: legend_name(label, row.runs) for label, row in exp.rows.items()}
     drawn = [label for label in labels if ok[label]]
     failed = [names[label] for label in labels if not ok[label]]
-    budget = records[-1].config.budget
-    key = UNIT_KEYS[Budget.parse(budget).unit]
+    budget, key = exp.config.budget, exp.unit
     paths = []
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -81,8 +78,8 @@ def write_plots(records: list[Record], out: Path, prefix: str = "", trials: list
         "" if key != "seconds" else f" (no time panel: every run trained {budget})"), fontsize=10)
     paths.append(_save(fig, out / f"{prefix}accuracy_vs_cost.png"))
     plt.close(fig)
-    if trials:
-        paths.append(write_lr_plot(records, trials, out / f"{prefix}lr_search.png"))
+    if exp.trials:
+        paths.append(write_lr_plot(exp, out / f"{prefix}lr_search.png"))
     if any(r.serving is not None for label in drawn for r in ok[label]):
         paths.append(write_serving_plot({label: ok[label] for label in drawn}, names, failed,
                                         out / f"{prefix}accuracy_vs_latency.png"))
@@ -126,18 +123,15 @@ def _err(center: float, s) -> list[list[float]] | None:
     return [[max(center - s.lo, 0.0)], [max(s.hi - center, 0.0)]]
 
 
-def write_lr_plot(records: list[Record], trials: list[Record], path: Path) -> Path:
+def write_lr_plot(exp: Experiment, path: Path) -> Path:
     """The search of a tuned experiment: validation metric against learning rate (log scale), one line per method,
     the spread over search seeds as a band, the chosen rate starred; how flat a line is says how forgiving the
     method is of its rate."""
     import matplotlib.pyplot as plt
 
-    from runners.analysis.selection import choose
-
-    cfg = records[-1].config
+    cfg = exp.config
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label in dict.fromkeys(row_label(r) for r in trials):
-        c = choose(label, trials, cfg.select_on)
+    for label, c in exp.choices.items():
         lrs = [lr for lr in sorted(c.per_seed) if c.per_seed[lr]]
         if not lrs:
             ax.plot([], [], ls="none", marker="x", color="tab:red", label=f"{label} (no trial ended ok)")
@@ -167,7 +161,7 @@ def write_lr_plot(records: list[Record], trials: list[Record], path: Path) -> Pa
     return path
 
 
-def write_budget_plot(by_budget: dict[str, list[Record]], path: Path) -> Path:
+def write_budget_plot(by_budget: dict[str, Experiment], path: Path) -> Path:
     """Test accuracy against budget, one line per method with its 95% CI over seeds as a band (error bars where
     there is one budget's worth of seeds), for experiments that differ only in budget."""
     import matplotlib
@@ -176,23 +170,24 @@ def write_budget_plot(by_budget: dict[str, list[Record]], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     budgets = list(by_budget)
-    parsed = [Budget.parse(b) for b in budgets]
+    parsed = [exp.budget for exp in by_budget.values()]
     x_all = [p.amount for p in parsed]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    labels = list(dict.fromkeys(row_label(r) for rs in by_budget.values() for r in rs))
+    labels = list(dict.fromkeys(label for exp in by_budget.values() for label in exp.rows))
     for label in labels:
         xs, ys, los, his = [], [], [], []
-        for x, b in zip(x_all, budgets):
-            s = mean_ci([r.metrics.accuracy for r in by_budget[b] if row_label(r) == label and r.ok], share=True)
+        for x, exp in zip(x_all, by_budget.values()):
+            row = exp.rows.get(label)
+            s = mean_ci([r.metrics.accuracy for r in row.ok] if row else [], share=True)
             if s.mean is None:
                 continue
             xs.append(x)
             ys.append(s.mean)
-            los.append(max(s.lo, 0.0) if s.lo is not None else s.mean)  # an accuracy lies in [0, 1]
-            his.append(min(s.hi, 1.0) if s.hi is not None else s.mean)
+            los.append(s.lo if s.lo is not None else s.mean)  # the logit interval: within [0, 1]
+            his.append(s.hi if s.hi is not None else s.mean)
         if not xs:
             continue
-        kind = next(r.method.kind for rs in by_budget.values() for r in rs if row_label(r) == label)
+        kind = next(exp.rows[label].kind for exp in by_budget.values() if label in exp.rows)
         line, = ax.plot(xs, ys, marker="o", ls="--" if kind == "baseline" else "-",
                         label=label + (" (baseline)" if kind == "baseline" else ""))
         ax.errorbar(xs, ys, yerr=[np.subtract(ys, los), np.subtract(his, ys)], fmt="none", capsize=3,

@@ -4,6 +4,7 @@ plain sentences on which methods to use, what the cheapest costs in accuracy, an
 from __future__ import annotations
 
 import statistics
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from runners.analysis.ranking import (
 from runners.measure.scores import expand_predictions
 from runners.store.records import row_label
 from runners.store.schema import Record
+
+if TYPE_CHECKING:
+    from runners.analysis.experiment import Experiment
 
 
 def accuracy_group(records: list[Record], alpha: float = 0.05, kinds: tuple[str, ...] = ("method",),
@@ -62,22 +66,19 @@ def majority_reference(records: list[Record]) -> Reference | None:
     return Reference(name, tested[0].metrics.majority_baseline, correct)
 
 
-def sentences(records: list[Record], group: TopGroup) -> list[str]:
+def sentences(exp: Experiment) -> list[str]:
     """A few sentences a user can act on, generated from the numbers (never written by hand)."""
-    ok = [r for r in records if r.ok]
-    rows = {}
-    for r in ok:
-        rows.setdefault(row_label(r), []).append(r)
-    mean = {label: {"acc": statistics.fmean(x.metrics.accuracy for x in rs),
-                    "mem": statistics.fmean(x.measurements.peak_memory_mib for x in rs),
-                    "time": statistics.fmean(x.measurements.train_seconds for x in rs),
-                    "kind": rs[0].method.kind, "seeds": len(rs)} for label, rs in rows.items()}
+    records, group = exp.records, exp.group
+    mean = {label: {"acc": statistics.fmean(x.metrics.accuracy for x in row.ok),
+                    "mem": statistics.fmean(x.measurements.peak_memory_mib for x in row.ok),
+                    "time": statistics.fmean(x.measurements.train_seconds for x in row.ok),
+                    "kind": row.kind, "seeds": len(row.ok)} for label, row in exp.rows.items() if row.ok}
     methods = [label for label in mean if mean[label]["kind"] == "method"]
     if not methods:
         return ["No fine-tuning run ended ok: there is nothing to recommend."]
     ref = group.reference
     below = [m for m in methods if m in group.below_reference]
-    cfg = ok[-1].config
+    cfg = exp.config
     out = []
     if ref is not None and group.best is None:  # nothing is called best: said first, before anything else
         undecided = [m for m in methods if group.against_reference[m].test == UNDETERMINED]
