@@ -1,7 +1,6 @@
 """QLoRA (Dettmers et al. 2023): LoRA on a frozen 4-bit NF4 base, with gradient checkpointing on by default."""
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -13,12 +12,6 @@ from methods.registry import register
 if TYPE_CHECKING:
     from torch import nn
 
-# bitsandbytes logs this on import (peft imports it, whatever the method) on CPUs with AVX512-BF16 when the optional
-# `kernels` package is absent: the fused kernel it names serves only the packed inference layout, which this
-# method switches off (below), so there is nothing for a user to act on. Installed here, before anything imports
-# bitsandbytes, on the one logger that emits it; its other messages pass.
-_KERNELS_HINT = "Failed to load CPU gemm_4bit_forward from kernels-community"
-logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(lambda rec: not str(rec.msg).startswith(_KERNELS_HINT))
 
 
 @dataclass

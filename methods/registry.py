@@ -44,7 +44,7 @@ class Registry(Generic[T]):
                  rule: str = "lowercase letters, digits and _", entry_points: str | None = None, hint: str = ""):
         self.kind, self.package, self.base, self.entry_points, self.hint = kind, package, base, entry_points, hint
         self.pattern, self.rule = re.compile(pattern), rule
-        self._entries: dict[str, T] = {}
+        self.entries: dict[str, T] = {}  # as registered so far (lookups discover first; tests may set one)
         self._discovered = False
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -52,17 +52,18 @@ class Registry(Generic[T]):
         `name` attribute set to it)."""
 
         def decorate(obj: T) -> T:
+            self.discover()  # a plugin registering before any lookup still meets the package's own names
             if not self.pattern.match(name):
                 raise ValueError(f"{self.kind} name {name!r} must be {self.rule}")
-            if name in self._entries:
-                raise ValueError(f"{self.kind} {name!r} is already registered by {self._entries[name].__qualname__}")
+            if name in self.entries:
+                raise ValueError(f"{self.kind} {name!r} is already registered by {self.entries[name].__qualname__}")
             if self.base is not None and not (isinstance(obj, type) and issubclass(obj, self.base)):
                 raise TypeError(f"@register({name!r}) must decorate a {self.base.__name__} subclass")
             if not callable(obj):
                 raise TypeError(f"@register({name!r}) must decorate a class or a function")
             if isinstance(obj, type):
                 obj.name = name
-            self._entries[name] = obj
+            self.entries[name] = obj
             return obj
 
         return decorate
@@ -70,21 +71,21 @@ class Registry(Generic[T]):
     def registered(self) -> dict[str, T]:
         """Every entry, by name, in name order (the package's own and installed plugins')."""
         self.discover()
-        return dict(sorted(self._entries.items()))
+        return dict(sorted(self.entries.items()))
 
     def get(self, name: str) -> T:
         """The entry `name`, or a one-line SpecError naming the closest one and every registered name."""
         self.discover()
-        if name not in self._entries:
-            close = difflib.get_close_matches(name, self._entries, n=1)
+        if name not in self.entries:
+            close = difflib.get_close_matches(name, self.entries, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise SpecError(f"unknown {self.kind} {name!r}.{hint} Registered: {', '.join(sorted(self._entries))}"
+            raise SpecError(f"unknown {self.kind} {name!r}.{hint} Registered: {', '.join(sorted(self.entries))}"
                             + (f" ({self.hint})" if self.hint else ""))
-        return self._entries[name]
+        return self.entries[name]
 
     def __contains__(self, name: str) -> bool:
         self.discover()
-        return name in self._entries
+        return name in self.entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.registered())

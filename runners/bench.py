@@ -3,43 +3,46 @@ number of samples; prints and writes samples/s, real tokens/s, MFU and HFU again
 peak memory and the ratios ours/peer. With `--ablate`, instead: what each speed-up of our loop buys, turned off one
 at a time, and torch.compile. With `--profile`: where a step's time goes, per method (torch.profiler).
 
-Each of our measurements is a run of `runners.job.worker` through the executor `runners.compare` uses (its own process,
-so its peak memory is its own), read from the run's record, kept in `<results>/records/` (not `runs/`: they are no
-comparison for `runners.report`); each peer runs in its own process too.
-"""
+Each of our measurements is a run of the worker through compare's executor (its own process, so its peak memory is
+its own), read from its record in `<results>/records/` (no comparison for `runners.report`); each peer runs in its
+own process too."""
 from __future__ import annotations
 
 import argparse
 import shlex
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import torch
-from tabulate import tabulate
 
+from runners.analysis.bench_tables import markdown
 from runners.cli import warn_if_sigint_ignored
 from runners.core.errors import UserError
 from runners.core.files import write_text_atomic
 from runners.core.signals import ExitCode, Stopped, stop_on_signals
+from runners.data.shapes import gpt2_shape
 from runners.execute.serial import SubprocessExecutor
 from runners.job.peers import PeerJob, measure_peer
 from runners.measure import environment as env
 from runners.measure.environment import measurable
+from runners.measure.peaks import (
+    DATASHEET_TFLOPS,
+    HFU_FORMULA,
+    MFU_FORMULA,
+    PEAK_TRIES,
+    SHORT,
+    SHORT_NAME,
+    backward_kind,
+    measure_peaks,
+    model_flops_per_token,
+    peaks_line,
+)
 from runners.planning import plan
 from runners.settings.speedups import SPEEDUPS
 from runners.store.context import git_state, now, versions
 
-# Where the runs execute, as in `runners.compare`: each in its own process. The one seam to swap (tests run in-process).
-Executor = SubprocessExecutor
-# The device's own limit: the best of `PEAK_TRIES` timed square matmuls at each size (FLOPs 2·n³), per dtype.
-PEAK_SIZES = {"cpu": (1024, 2048, 4096), "cuda": (4096, 8192, 16384)}
-PEAK_TRIES = 5
-# Datasheet peaks (dense, TFLOP/s), beside the measured ones on CUDA: H100 SXM; --peak-tflops for another GPU's bf16.
-DATASHEET_TFLOPS = {"bfloat16": 989.0, "float32": 67.0}
-SHORT = {"bfloat16": "bf16", "float32": "fp32"}
-SHORT_NAME = {torch.float32: "float32", torch.bfloat16: "bfloat16"}
+Executor = SubprocessExecutor  # as in `runners.compare`: each run in its own process (tests swap in-process)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,87 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results/bench",
                    help="folder for the tables, and the runs' records in records/")
     return p
-
-
-def gpt2_shape(tokenizer: str, cache: Path) -> Path:
-    """A folder holding GPT-2-small's architecture with random weights (seed 0) and GPT-2's tokenizer files."""
-    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
-
-    folder = cache / "gpt2-shape-random"
-    if not (folder / "model.safetensors").exists():
-        import torch
-
-        torch.manual_seed(0)
-        GPT2LMHeadModel(GPT2Config()).save_pretrained(folder)
-        AutoTokenizer.from_pretrained(tokenizer).save_pretrained(folder)
-    return folder
-
-
-# The one MFU convention: model FLOPs of the standard formula (Kaplan et al. 2020; PaLM's MFU), per real token.
-MFU_FORMULA = ("model FLOPs per real token by the standard formula: 6·N + 12·n_layer·d·T̄ when every weight trains; "
-               "4·N + 12·n_layer·d·T̄ when the backward runs through the frozen body to train adapters (no weight "
-               "gradients for frozen weights; the adapters' own FLOPs, under 2%, left out); 2·N + 4·n_layer·d·T̄ when "
-               "it does not (head); N = 12·n_layer·d² the body's matmul weights, T̄ the mean real length")
-HFU_FORMULA = ("the FLOPs computed, as torch's counter measures them (padding, recomputation of checkpointed "
-               "activations, flash attention's backward recompute: 14·n_layer·d·T̄ for 12) per second; for the Trainer "
-               "peers, our full fine-tune's counted FLOPs per padded shape applied to their batches")
-PASSES = {"all": (6, 12), "adapters": (4, 12), "forward": (2, 4)}  # (× N, × n_layer·d·T̄) by what backward computes
-
-
-def model_flops_per_token(config, mean_length: float, backward: str = "all") -> float:
-    """Model FLOPs per real token (MFU_FORMULA). `backward`: "all" (every weight trains), "adapters" (through the
-    frozen body, to small adapters) or "forward" (no backward through the body)."""
-    d, layers = config.n_embd, config.n_layer
-    n, attention = PASSES[backward]
-    return n * matmul_weights(config) + attention * layers * d * mean_length
-
-
-def matmul_weights(config) -> int:
-    return config.n_layer * 12 * config.n_embd ** 2  # c_attn 3d², attn c_proj d², c_fc 4d², mlp c_proj 4d²
-
-
-def backward_kind(r: dict, config) -> str:
-    """What a row's backward computes, from what it trains and its counted FLOPs per padded token (a backward
-    through the body counts at least 4·N; a forward alone 2·N)."""
-    if r["trainable_params"] == r["total_params"]:
-        return "all"
-    return "adapters" if r["flop_model"]["linear"] > 3 * matmul_weights(config) else "forward"
-
-
-def measure_peaks(device: torch.device, sizes: tuple[int, ...] | None = None, tries: int = PEAK_TRIES) -> dict:
-    """The device's own limit: per dtype, the best dense matmul rate (FLOP/s) over square sizes, best of `tries` each
-    after a warm-up; {"float32": {"peak": r, "by_size": {n: r}}, "bfloat16": ...}."""
-    sizes = sizes or PEAK_SIZES.get(device.type, PEAK_SIZES["cpu"])
-    peaks = {}
-    for dtype in (torch.float32, torch.bfloat16):
-        by_size = {}
-        for n in sizes:
-            a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
-            out = torch.mm(a, b)  # warm-up: allocation and the kernel's choice
-            best = float("inf")
-            for _ in range(tries):
-                _sync(device)
-                start = time.perf_counter()
-                torch.mm(a, b, out=out)
-                _sync(device)
-                best = min(best, time.perf_counter() - start)
-            by_size[n] = 2 * n ** 3 / best
-        peaks[SHORT_NAME[dtype]] = {"peak": max(by_size.values()), "by_size": by_size}
-    return peaks
-
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def peaks_line(peaks: dict) -> str:
-    sizes = next(iter(peaks.values()))["by_size"]
-    return (f"the device's limit, measured at the start of this run (best dense matmul, square sizes "
-            f"{', '.join(map(str, sizes))}, best of {PEAK_TRIES} each): " +
-            ", ".join(f"{SHORT[k]} {v['peak'] / 1e9:,.0f} GFLOP/s" for k, v in peaks.items()) +
-            f" (bf16/fp32 {peaks['bfloat16']['peak'] / peaks['float32']['peak']:.2f}×)")
 
 
 def bench(args: argparse.Namespace, command: str) -> int:
@@ -237,7 +159,7 @@ def bench(args: argparse.Namespace, command: str) -> int:
                        ", ".join(f"{SHORT[k]} {v:g} TFLOP/s" for k, v in datasheet.items()) + ")" if datasheet
                                                       else "") + f". HFU: {HFU_FORMULA}, ÷ the same measured peak")
             stem = f"{args.dataset}-{device.type}"
-    return _write(out, stem, header, command, _markdown(df), df)
+    return _write(out, stem, header, command, markdown(df), df)
 
 
 def _write(out: Path, stem: str, header: str, command: str, table: str, df: pd.DataFrame | None) -> int:
@@ -344,20 +266,6 @@ def ablation(specs: list[str], ours, device) -> pd.DataFrame:
                 row["break-even samples"] = r["compile_seconds"] / saved if saved > 0 else float("inf")
             rows.append(row)
     return pd.DataFrame(rows)
-
-
-FORMATS = {"samples/s": "{:.3g}", "real tokens/s": "{:,.0f}", "MFU %": "{:.1f}", "HFU %": "{:.1f}",
-           "MFU % datasheet": "{:.1f}", "peak MiB": "{:,.0f}",
-           "batch": "{:.0f}", "compile s": "{:.1f}", "break-even samples": "{:,.0f}"}
-
-
-def _markdown(df: pd.DataFrame) -> str:
-    shown = df.astype(object)
-    for col in shown:
-        fmt = FORMATS.get(col, "{:.2f}" if col.startswith("×") else None)
-        if fmt:
-            shown[col] = [("never" if v == float("inf") else fmt.format(v)) if pd.notna(v) else "–" for v in df[col]]
-    return tabulate(shown.fillna("–"), headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
 
 
 def main(argv: list[str] | None = None) -> int:

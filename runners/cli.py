@@ -120,10 +120,12 @@ def value_flags() -> set[str]:
 
 
 def _scalar(hint: object) -> type:
-    """int for `int | None`, tuple for `tuple[float, ...]`."""
+    """int for `int | None`, tuple for `tuple[float, ...]`, str for `Literal["a", "b"]`."""
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         return _scalar(args[0])
+    if typing.get_origin(hint) is typing.Literal:  # a choice among texts: argparse checks it against `choices`
+        return type(args[0])
     return typing.get_origin(hint) or hint
 
 

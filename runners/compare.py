@@ -37,7 +37,7 @@ from runners.measure import environment as env
 from runners.planning import estimate
 from runners.planning import search as tune
 from runners.planning.plan import Entry, common_job, make_plan
-from runners.settings.budget import Budget
+from runners.settings.budget import Budget, parse_budgets
 from runners.settings.config import RunConfig
 from runners.settings.search import EXTEND_LIMIT
 from runners.store.records import DEFAULT_RESULTS, runs_dir
@@ -97,7 +97,7 @@ def compare(args: argparse.Namespace, command: str) -> int:
     source = resolve_source(args.dataset, args.data_dir, text_column=args.text_column,
                             label_column=args.label_column, splits=args.splits, revision=args.data_revision)
     settings = run_settings(args, source)
-    budgets = _budgets(settings.pop("budget"))
+    budgets = parse_budgets(settings.pop("budget"))
     # Every setting is checked before the minutes of loading (a bad --eval-limit, --val-fraction, budget...).
     RunConfig(method=entries[0].label, seed=seeds[0], budget=budgets[0], **settings)
     check_tuning(settings, entries, seeds)
@@ -259,17 +259,6 @@ def _warn_if_truncating(tokens: Path, max_length: int) -> None:
     if cut > 0.5:
         print(f"warning: --max-length {max_length} cuts {cut:.0%} of the training texts to {max_length} tokens",
               file=sys.stderr)
-
-
-def _budgets(text: str) -> list[str]:
-    """`30s,2m,8m` to its budgets, each checked; several share one unit, so that one axis shows them all."""
-    budgets = list(dict.fromkeys(b.strip() for b in str(text).split(",") if b.strip()))
-    if not budgets:
-        raise UserError("--budget is empty")
-    units = {Budget.parse(b).unit for b in budgets}
-    if len(units) > 1:
-        raise UserError(f"--budget {text}: the budgets of one command share a unit, got {', '.join(sorted(units))}")
-    return budgets
 
 
 VALUE_FLAGS = {"--seeds", "--target-accuracy", "--workers", *value_flags()}

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from runners.core.files import write_text_atomic
+from runners.store import records as store
 from runners.store import schema as record
 
 
@@ -16,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     changed = skipped = 0
     for folder in args.results:
         for path in sorted(Path(folder).glob("*/runs/*.json")):
-            rec = record.read(path)  # migrated on reading; a file that is no record is named and left alone
+            rec = store.read(path)  # migrated on reading; a file that is no record is named and left alone
             if rec is None:
                 skipped += 1
                 continue

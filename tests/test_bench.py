@@ -12,6 +12,7 @@ from runners import bench, compare
 from runners.execute.serial import InProcessExecutor
 from runners.job import peers, worker
 from runners.measure import environment as env
+from runners.measure import peaks
 
 
 def _records(folder) -> list[dict]:
@@ -67,9 +68,9 @@ def test_bench_writes_ours_and_the_peers_against_the_measured_peaks(native, tmp_
 
 
 def test_peaks_are_measured_per_dtype():
-    peaks = bench.measure_peaks(torch.device("cpu"), sizes=(32, 64), tries=2)
-    assert set(peaks) == {"float32", "bfloat16"}
-    for p in peaks.values():
+    found = peaks.measure_peaks(torch.device("cpu"), sizes=(32, 64), tries=2)
+    assert set(found) == {"float32", "bfloat16"}
+    for p in found.values():
         assert set(p["by_size"]) == {32, 64} and p["peak"] == max(p["by_size"].values()) > 0
 
 
@@ -97,12 +98,12 @@ def test_model_flops_formula_matches_gpt2_small():
     from transformers import GPT2Config
 
     # GPT-2-small: 85M matmul weights in the blocks -> ~6 x 85M FLOPs per token, plus attention at T=128
-    per_token = bench.model_flops_per_token(GPT2Config(), 128)
+    per_token = peaks.model_flops_per_token(GPT2Config(), 128)
     assert per_token == 6 * 12 * 12 * 768 ** 2 + 12 * 12 * 768 * 128
     assert 5.0e8 < per_token < 5.3e8
     # adapters: no weight gradients for the frozen weights; head: no backward through the body
-    assert bench.model_flops_per_token(GPT2Config(), 128, "adapters") == 4 * 12 * 12 * 768 ** 2 + 12 * 12 * 768 * 128
-    assert bench.model_flops_per_token(GPT2Config(), 128, "forward") == 2 * 12 * 12 * 768 ** 2 + 4 * 12 * 768 * 128
+    assert peaks.model_flops_per_token(GPT2Config(), 128, "adapters") == 4 * 12 * 12 * 768 ** 2 + 12 * 12 * 768 * 128
+    assert peaks.model_flops_per_token(GPT2Config(), 128, "forward") == 2 * 12 * 12 * 768 ** 2 + 4 * 12 * 768 * 128
 
 
 def test_ablation_measures_each_speedup_and_compile(tmp_path, tiny_model_dir, tweets_dir, cache_dir, monkeypatch):

@@ -18,7 +18,7 @@ from runners.execute import claims
 from runners.execute.claims import Claim, Claims, Holder, claim_path
 from runners.execute.pool import LocalPool
 from runners.execute.serial import SubprocessExecutor
-from runners.store.schema import parse
+from runners.store.records import parse
 
 FIXTURE = Path(__file__).parent / "fixtures" / "records" / "v1-with-ablate.json"
 

@@ -20,7 +20,8 @@ from runners.analysis.plots import legend_name, write_plots
 from runners.core.signals import ExitCode
 from runners.execute.serial import SubprocessExecutor
 from runners.settings.config import RunConfig
-from runners.store.schema import Status, parse, validate
+from runners.store.records import parse
+from runners.store.schema import Status, validate
 
 
 @pytest.mark.parametrize("death, says", [("raise SystemExit(1)", "(exit code 1)"),

@@ -46,7 +46,7 @@ class OutsideProbe(Method):
 @pytest.fixture(autouse=True)
 def registry_as_found(monkeypatch):
     """What a test's plugins register leaves with the test: the registry, and their modules."""
-    monkeypatch.setattr(registry.METHODS, "_entries", dict(registry.METHODS._entries))
+    monkeypatch.setattr(registry.METHODS, "entries", dict(registry.METHODS.entries))
     monkeypatch.setattr(registry.METHODS, "_discovered", False)  # entry points are looked up again
     yield
     for name in [m for m in sys.modules if m.startswith(("peft_lab_plugin_", "outside_"))]:

@@ -137,7 +137,7 @@ def test_make_executor_picks_by_flags_and_refuses_bad_values(monkeypatch):
 
 
 def test_a_table_whose_runs_had_different_per_run_resources_says_so():
-    from runners.store.schema import parse
+    from runners.store.records import parse
 
     base = parse((Path(__file__).parent / "fixtures" / "records" / "v1-with-ablate.json").read_text())
     alone, shared = (base.model_copy(update={"device": {"type": "cpu", "name": "EPYC", "threads": t}}) for t in (2, 1))

@@ -134,11 +134,11 @@ def test_records_name_the_precision_and_bf16_off_is_its_own_row(native, tmp_path
 def test_a_revision_1_record_keeps_its_id_and_its_fp32_loop_and_never_shares_a_table_with_revision_2():
     from runners.settings.config import stable_hash
     from runners.settings.speedups import LOOP
-    from runners.store import schema as record
+    from runners.store import records as store
     from tests.conftest import FIXTURES
 
     v1 = json.loads((FIXTURES / "records" / "v1-with-ablate.json").read_text(), parse_constant=lambda c: None)
-    old = record.parse(json.dumps(v1)).config
+    old = store.parse(json.dumps(v1)).config
     assert old.loop == 1 and "loop" not in old.key()  # migrated to revision 1: the id it was written under holds
     old = RunConfig.from_dict({**old.to_dict(), "ablate": ()})  # the fixture's run had speed-ups off
     new = RunConfig.from_dict({**old.to_dict(), "loop": LOOP})

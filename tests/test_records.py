@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from runners import report
+from runners.store import records as store
 from runners.store import schema as record
 from runners.store.schema import SCHEMA_VERSION, RecordError, Status
 
@@ -20,12 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_every_earlier_version_is_read_and_migrated(name):
     text = (FIXTURES / name).read_text()
     assert json.loads(text, parse_constant=lambda c: c)["schema"] < SCHEMA_VERSION
-    r = record.parse(text)
+    r = store.parse(text)
     old = json.loads(text, parse_constant=lambda c: None)
     assert r.schema_ == SCHEMA_VERSION and r.status is Status.OK
     assert r.config.ablate == tuple(old["config"].get("ablate", ()))  # the shape before `ablate`: none ablated
     assert r.measurements.compile_seconds == 0.0 and r.metrics.accuracy > 0
-    again = record.parse(r.to_json())
+    again = store.parse(r.to_json())
     assert again == r and "NaN" not in r.to_json()  # strict JSON: a loss not yet read is null
 
 
@@ -61,7 +62,7 @@ CASES = {"truncated": "not JSON", "corrupt": "not JSON", "no-metrics": "an ok re
 def test_a_bad_record_is_refused_with_its_reason(how):
     data = json.loads((FIXTURES / "v1-with-ablate.json").read_text(), parse_constant=lambda c: None)
     with pytest.raises(RecordError, match=CASES[how]):
-        record.parse(_mangle(data, how))
+        store.parse(_mangle(data, how))
 
 
 def test_report_skips_every_bad_record_and_tabulates_the_rest(tmp_path, capsys):
@@ -86,7 +87,7 @@ def test_the_published_schema_is_the_current_one():
 def test_every_committed_record_is_of_the_current_version():
     for path in (ROOT / "results").glob("*/runs/*.json"):
         assert json.loads(path.read_text())["schema"] == SCHEMA_VERSION, path
-        assert record.read(path) is not None, path
+        assert store.read(path) is not None, path
 
 
 def test_migrate_rewrites_old_records_once(tmp_path, capsys):

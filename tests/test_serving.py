@@ -13,7 +13,8 @@ from runners.data.sources import resolve_source
 from runners.data.splits import load_splits
 from runners.job.stages.serve import MANIFEST
 from runners.measure.prices import price_per_hour
-from runners.store.schema import Record, parse
+from runners.store.records import parse
+from runners.store.schema import Record
 
 METHODS = ("head", "full", "lora", "dora", "ia3", "prompt")
 

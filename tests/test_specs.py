@@ -64,7 +64,7 @@ def test_registry_rejects_duplicates_and_bad_names():
     try:
         assert register("dummy_test")(Dummy) is Dummy and methods.get("dummy_test") is Dummy
     finally:
-        METHODS._entries.pop("dummy_test", None)
+        METHODS.entries.pop("dummy_test", None)
 
 
 def test_prefix_with_gradient_checkpointing_is_refused_before_any_run():

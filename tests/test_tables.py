@@ -18,9 +18,9 @@ def _record(method, curve, target_budget="8steps", checkpoints=(0.125, 0.25, 0.5
     import dataclasses
     from pathlib import Path
 
-    from runners.store import schema as record
+    from runners.store import records as store
 
-    base = record.parse((Path(__file__).parent / "fixtures" / "records" / "v1-with-ablate.json").read_text())
+    base = store.parse((Path(__file__).parent / "fixtures" / "records" / "v1-with-ablate.json").read_text())
     point = base.curve[0]
     config = dataclasses.replace(base.config, method=method, budget=target_budget, checkpoints=tuple(checkpoints),
                                  ablate=())

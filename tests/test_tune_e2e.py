@@ -3,24 +3,23 @@ runs train at the rate the selection rule picks from the trials' records, the ta
 a rerun resumes, and an ablated run finds its own trials."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from runners import compare
 from runners.analysis import selection
-from runners.execute.serial import InProcessExecutor
 from runners.planning import search as tune
 from runners.settings import search as search_settings
+from runners.store import records as store
 from runners.store import schema as record
 from runners.store.records import row_label
 from runners.store.schema import Status
+
+from tuning import Spy, run_compare
 
 VAL_ROWS, TEST_ROWS = 12, 30  # the tweets fixture's held-out validation, and its test at --eval-limit 30
 
@@ -34,68 +33,8 @@ def argv(model, data, results, cache, *extra, methods="head,lora", budget="32sam
             "--cache-dir", str(cache), *extra]
 
 
-@dataclass
-class Spy:
-    """What each run of this process did: its config, and every split it evaluated (by identity, and its rows)."""
-
-    runs: list[dict] = field(default_factory=list)
-    evals: list[dict] = field(default_factory=list)
-    current: dict | None = None
-    splits: dict = field(default_factory=dict)
-
-    def install(self, mp: pytest.MonkeyPatch) -> Spy:
-        from runners.job import loop as train
-        from runners.job import worker
-        from runners.job.stages import evaluate as stage
-
-        real_run, real_load, real_evaluate = worker.run, worker.load_tokenized, train.evaluate
-
-        def run(job):
-            self.current = job.config.to_dict()
-            self.runs.append(self.current)
-            try:
-                return real_run(job)
-            finally:
-                self.current = None
-
-        def load_tokenized(path):
-            data = real_load(path)
-            self.splits = dict(data)  # before a search trial's worker drops the test split
-            return data
-
-        def evaluate(model, split, *args, **kwargs):
-            name = next((n for n, s in self.splits.items() if s is split), "?")
-            cfg = self.current or {}
-            self.evals.append({"search": cfg.get("search"), "method": cfg.get("method"), "lr": cfg.get("lr"),
-                               "split": name, "rows": len(split)})
-            return real_evaluate(model, split, *args, **kwargs)
-
-        mp.setattr(worker, "run", run)
-        mp.setattr(worker, "load_tokenized", load_tokenized)
-        mp.setattr(stage, "evaluate", evaluate)
-        mp.setattr(train, "evaluate", evaluate)
-        return self
-
-
-def run_compare(args: list[str], mp: pytest.MonkeyPatch, plots: bool = True) -> tuple[int, str, str, Spy]:
-    """compare.main in this process, its runs in this process too, watched by a Spy. The estimate's probe step (a
-    full fine-tuning step, tested in test_estimate.py) is skipped for time; and the plots where `plots` is false."""
-    from runners.analysis import comparison
-    from runners.planning import probe
-
-    mp.setattr(compare, "Executor", InProcessExecutor)
-    mp.setattr(probe, "probe", lambda *args, **kwargs: probe.Probe(0.01, 5, 0.01, 0.01, 1e9, 0.1, 0.1, 1e-3))
-    if not plots:
-        mp.setattr(comparison, "write_plots", lambda *args, **kwargs: [])
-    spy = Spy().install(mp)
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = compare.main(args)
-    return code, out.getvalue(), err.getvalue(), spy
-
-
 def all_records(results: Path) -> list[record.Record]:
-    return [r for p in sorted((results / "tweets" / "runs").glob("*.json")) if (r := record.read(p))]
+    return [r for p in sorted((results / "tweets" / "runs").glob("*.json")) if (r := store.read(p))]
 
 
 @dataclass
@@ -277,8 +216,8 @@ def test_resume_runs_a_failed_trial_again_but_not_a_diverged_one(tuned, copy, ti
     ran = [(c["method"], c["lr"], c["seed"], c["search"]) for c in spy.runs]
     assert ("head", chosen, 1000, True) in ran
     assert ("head", diverged.config.lr, 1000, True) not in ran
-    assert record.read(runs / f"{failed.run_id}.json").ok
-    assert record.read(runs / f"{diverged.run_id}.json").status is Status.DIVERGED
+    assert store.read(runs / f"{failed.run_id}.json").ok
+    assert store.read(runs / f"{diverged.run_id}.json").status is Status.DIVERGED
     after = stamps(copy)
     changed = {name for name in before if after[name] != before[name]}
     assert f"{failed.run_id}.json" in changed and f"{diverged.run_id}.json" not in changed

@@ -11,9 +11,10 @@ from runners.analysis.section import render
 from runners.analysis.tables import summarize
 from runners.analysis.verdict import accuracy_group, majority_reference, sentences
 from runners.measure.scores import stored_predictions
+from runners.store import records as store
 from runners.store import schema as record
 
-BASE = record.parse((Path(__file__).parent / "fixtures" / "records" / "v1-with-ablate.json").read_text())
+BASE = store.parse((Path(__file__).parent / "fixtures" / "records" / "v1-with-ablate.json").read_text())
 TRUTH = np.array([1] * 41 + [0] * 28 + [2] * 31)  # 100 test rows; 'neutral' (1) is the majority class
 
 

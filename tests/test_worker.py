@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from methods.registry import Registry
 from runners import compare
 from runners.core.signals import ExitCode
 from runners.job import stages
@@ -13,7 +14,9 @@ from runners.job.stages import Context, run_stages
 
 
 def test_stages_run_in_order_and_merge_their_parts(monkeypatch):
-    monkeypatch.setattr(stages, "STAGES", {})
+    own = Registry("stage", "runners.job.stages")  # a registry of the test's own, holding only what it registers
+    own._discovered = True
+    monkeypatch.setattr(stages, "STAGES", own)
     seen = []
 
     @stages.stage("first")
@@ -31,7 +34,7 @@ def test_stages_run_in_order_and_merge_their_parts(monkeypatch):
     assert parts == {"curve": [1], "measurements": {"steps": 4, "eval_seconds": 3.0}, "metrics": {"accuracy": 0.5}}
     with pytest.raises(ValueError, match="'first' is already registered"):
         stages.stage("first")(second)
-    with pytest.raises(ValueError, match="unknown stage 'third'; registered: first, second"):
+    with pytest.raises(ValueError, match="unknown stage 'third'. Registered: first, second"):
         run_stages(Context({}, None, None, {}), ["first", "third"])
     assert seen == ["first", "second"]  # an unknown name is refused before any stage runs
 
@@ -52,7 +55,7 @@ def test_a_stage_added_after_evaluation_sees_the_trained_model_and_adds_to_the_r
                     accuracy=ctx.parts["metrics"]["accuracy"])
         return {"measurements": {"eval_seconds": ctx.parts["measurements"]["eval_seconds"] + 1000.0}}
 
-    monkeypatch.setitem(stages.STAGES, "probe", probe)
+    monkeypatch.setitem(stages.STAGES.entries, "probe", probe)
     monkeypatch.setattr(stages, "DEFAULT", (*stages.DEFAULT, "probe"))
     code, record = _run_head(tmp_path, tiny_model_dir, tweets_dir)
     assert code == ExitCode.OK and record["status"] == "ok"
@@ -65,7 +68,7 @@ def test_a_failing_stage_fails_the_run_with_its_error(tmp_path, tiny_model_dir, 
     def broken(ctx):
         raise RuntimeError("the probe broke")
 
-    monkeypatch.setitem(stages.STAGES, "broken", broken)
+    monkeypatch.setitem(stages.STAGES.entries, "broken", broken)
     monkeypatch.setattr(stages, "DEFAULT", (*stages.DEFAULT, "broken"))
     code, record = _run_head(tmp_path, tiny_model_dir, tweets_dir)
     assert code == ExitCode.RUN_NOT_OK

@@ -103,3 +103,14 @@ def parse_size(text: str) -> int:
     if not m or m.group(2).lower() not in _SIZES or float(m.group(1)) <= 0:
         raise UserError(f"bad --memory-cap {text!r}: use a size like 2GiB, 512MiB or 1.5GB")
     return int(float(m.group(1)) * _SIZES[m.group(2).lower()])
+
+
+def parse_budgets(text: str) -> list[str]:
+    """`30s,2m,8m` to its budgets, each checked; several share one unit, so that one axis shows them all."""
+    budgets = list(dict.fromkeys(b.strip() for b in str(text).split(",") if b.strip()))
+    if not budgets:
+        raise UserError("--budget is empty")
+    units = {Budget.parse(b).unit for b in budgets}
+    if len(units) > 1:
+        raise UserError(f"--budget {text}: the budgets of one command share a unit, got {', '.join(sorted(units))}")
+    return budgets

@@ -1,16 +1,24 @@
-"""The typed, validated configuration of one run (one method spec x one seed)."""
+"""The typed, validated configuration of one run (one method spec x one seed).
+
+One validation system: pydantic checks every field when a config is made, from the constraints its type declares
+(`AtLeast1`, `Fraction01`...) and the validators below, and a mistake becomes one line naming the option
+(`--batch-size must be >= 1, got 0`) from the field's `check` text. The same config is the one a record holds, so a
+record's config is checked by the same rules.
+"""
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.dataclasses import dataclass
 
 from runners.core.errors import UserError
-from runners.settings.budget import Budget
+from runners.settings.budget import Budget, parse_size
 from runners.settings.speedups import LOOP, SINCE, SPEEDUPS, parse_ablate
 
 REQUIRED = dataclasses.MISSING  # a setting every run names itself (the method, the seed)
@@ -18,13 +26,14 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def setting(default: Any, help: str, *, flag: bool = True, parse: Callable[[str], Any] | None = None,
-            choices: tuple | None = None, resolved: bool = False) -> Any:
+            choices: tuple | None = None, resolved: bool = False, check: str | None = None) -> Any:
     """A run setting: its default and a one-line help, from which runners.cli derives its `--option`.
     flag: whether it is an option (method and seed come from the lists of --methods and --seeds);
     parse: turns the option's text into the value (a tuple field's, e.g. "1/8,1/2,1");
     resolved: the option's text is resolved with the data source (runners.cli.run_settings: the dataset's name,
-    its default max length), so the option is unset by default and `default` is what the default dataset gives."""
-    meta = {"help": help, "flag": flag, "parse": parse, "choices": choices, "resolved": resolved}
+    its default max length), so the option is unset by default and `default` is what the default dataset gives;
+    check: what a valid value is, for the one-line error when the field's type constraint refuses one."""
+    meta = {"help": help, "flag": flag, "parse": parse, "choices": choices, "resolved": resolved, "check": check}
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -59,9 +68,12 @@ def parse_range(text: str) -> tuple[float, ...]:
 
 
 SELECT_ON = ("accuracy", "macro-f1")
+# What the fields' types constrain (pydantic), each refusal said with the field's `check` text
+AtLeast1 = Annotated[int, Field(ge=1)]
+Positive = Annotated[float, Field(gt=0)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class RunConfig:
     method: str = setting(REQUIRED, "the spec as typed, NAME[:key=value...]; also the table's row label", flag=False)
     seed: int = setting(REQUIRED, "model init, dropout and batch order; the data split uses split_seed", flag=False)
@@ -82,33 +94,42 @@ class RunConfig:
                                          "the commit read")
     budget: str = setting("1epoch", "per run: Nepochs, Nsteps, Nsamples, a time (90s, 5m, 1h), Mtokens or flops; "
                                     "several, comma-separated (30s,2m,8m), run the whole comparison at each")
-    batch_size: int = setting(32, "training batch size")
+    batch_size: AtLeast1 = setting(32, "training batch size", check=">= 1")
     # Inference keeps no activations for backward, so it fits a larger batch.
-    eval_batch_size: int = setting(128, "evaluation batch size")
-    lr: float | None = setting(None, "every method's learning rate, in place of its default (and of a spec's :lr=)")
+    eval_batch_size: AtLeast1 = setting(128, "evaluation batch size", check=">= 1")
+    lr: Positive | None = setting(None, "every method's learning rate, in place of its default (and of a spec's "
+                                        ":lr=)", check="> 0")
     # The learning-rate search (runners.planning.search): its trials are runs like any other, marked `search`.
-    tune_lr: int | None = setting(None, "search N learning rates per method, log-spaced over its declared range "
-                                        "(--list: lr_range), each trial at the full budget and scored on validation "
-                                        "over --search-seeds; the best rate then runs the --seeds")
+    tune_lr: Annotated[int, Field(ge=2)] | None = setting(
+        None, "search N learning rates per method, log-spaced over its declared range (--list: lr_range), each trial "
+              "at the full budget and scored on validation over --search-seeds; the best rate then runs the --seeds",
+        check=">= 2 (the number of learning rates searched)")
     search_seeds: tuple[int, ...] = setting((1000,), "seeds of the --tune-lr trials; never among --seeds",
                                             parse=parse_seeds)
-    select_on: str = setting("accuracy", "the validation metric --tune-lr selects on", choices=SELECT_ON)
+    select_on: Literal["accuracy", "macro-f1"] = setting("accuracy", "the validation metric --tune-lr selects on",
+                                                         choices=SELECT_ON, check="accuracy or macro-f1")
     lr_range: tuple[float, ...] | None = setting(None, "LO,HI: the range --tune-lr searches for every method (a "
                                                        "spec's :lr_range=LO+HI sets one's)", parse=parse_range)
     search: bool = setting(False, "a --tune-lr trial: scored on validation only, never tested", flag=False)
-    max_length: int = setting(128, "tokens per example after truncation (default: the dataset's, 128 tweets, 512 "
-                                   "imdb; never above the model's positions)", resolved=True)
-    train_limit: int | None = setting(None, "seeded stratified subset of N training rows")
-    eval_limit: int | None = setting(None, "at most N validation and N test rows (seeded, stratified)")
-    val_fraction: float = setting(0.05, "share of train held out (seeded, stratified) for validation")
-    split_seed: int = setting(0, "seed of the data split: held-out validation (and test, where the data has "
-                                 "none) and the --train-limit / --eval-limit subsets")
-    warmup: float = setting(0.06, "share of the budget spent warming the learning rate up from 0")
-    max_grad_norm: float = setting(1.0, "clip the global gradient norm at this value; 0 disables clipping")
+    max_length: AtLeast1 = setting(128, "tokens per example after truncation (default: the dataset's, 128 tweets, "
+                                        "512 imdb; never above the model's positions)", resolved=True, check=">= 1")
+    train_limit: AtLeast1 | None = setting(None, "seeded stratified subset of N training rows", check=">= 1")
+    eval_limit: AtLeast1 | None = setting(None, "at most N validation and N test rows (seeded, stratified)",
+                                          check=">= 1")
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = setting(
+        0.05, "share of train held out (seeded, stratified) for validation", check="in (0, 1)")
+    split_seed: Annotated[int, Field(ge=0, lt=2**32)] = setting(  # scikit-learn's random_state range
+        0, "seed of the data split: held-out validation (and test, where the data has none) and the --train-limit / "
+           "--eval-limit subsets", check="in [0, 2**32)")
+    warmup: Annotated[float, Field(ge=0, lt=1)] = setting(
+        0.06, "share of the budget spent warming the learning rate up from 0", check="in [0, 1)")
+    max_grad_norm: Annotated[float, Field(ge=0)] = setting(
+        1.0, "clip the global gradient norm at this value; 0 disables clipping", check=">= 0 (0 disables clipping)")
     checkpoints: tuple[float, ...] = setting((0.125, 0.25, 0.5, 1.0), "budget fractions at which to evaluate "
                                              "validation, e.g. 1/8,1/4,1/2,1", parse=parse_fractions)
     test_each_checkpoint: bool = setting(False, "also evaluate the test split at each checkpoint")
-    device: str = setting("auto", "where runs train: cpu, cuda, or auto for CUDA when present", choices=DEVICES)
+    device: Literal["auto", "cpu", "cuda"] = setting("auto", "where runs train: cpu, cuda, or auto for CUDA when "
+                                                             "present", choices=DEVICES, check="auto, cpu or cuda")
     memory_cap: str | None = setting(None, "e.g. 2GiB: every method gets this much GPU memory (enforced on CUDA "
                                            "only, where the micro-batch is fitted under it)")
     # How the loop runs, not what is compared: runs differing only here share an experiment (and a table).
@@ -119,36 +140,41 @@ class RunConfig:
     # computes, so runs of two revisions never share an id or a table.
     loop: int = setting(LOOP, "the training loop's revision (runners.settings.speedups.LOOP)", flag=False)
 
-    def __post_init__(self) -> None:
-        Budget.parse(self.budget)
-        positive = {"batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size,
-                    "max_length": self.max_length}
-        for name, value in {**positive, "train_limit": self.train_limit, "eval_limit": self.eval_limit}.items():
-            if value is not None and value < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-        if self.lr is not None and not self.lr > 0:
-            raise UserError(f"--lr must be > 0, got {self.lr}")
-        if self.tune_lr is not None and self.tune_lr < 2:
-            raise UserError(f"--tune-lr must be >= 2 (the number of learning rates searched), got {self.tune_lr}")
-        if self.select_on not in SELECT_ON:
-            raise UserError(f"--select-on must be accuracy or macro-f1, got {self.select_on!r}")
-        if not 0 < self.val_fraction < 1:
-            raise UserError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
-        if not 0 <= self.split_seed < 2**32:  # scikit-learn's random_state range
-            raise UserError(f"--split-seed must be in [0, 2**32), got {self.split_seed}")
-        if not 0 <= self.warmup < 1:
-            raise UserError(f"--warmup must be in [0, 1), got {self.warmup}")
-        if not self.max_grad_norm >= 0:
-            raise UserError(f"--max-grad-norm must be >= 0 (0 disables clipping), got {self.max_grad_norm}")
-        if not self.checkpoints or any(not 0 < c <= 1 for c in self.checkpoints):
-            raise UserError(f"--checkpoints must be fractions in (0, 1], got {self.checkpoints}")
-        if self.memory_cap is not None:
-            from runners.settings.budget import parse_size
-            parse_size(self.memory_cap)
-        if self.ablate:
-            parse_ablate(",".join(self.ablate))
-        if self.device not in DEVICES:
-            raise UserError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+    @field_validator("budget")
+    @classmethod
+    def _budget(cls, value: str) -> str:
+        Budget.parse(value)  # a bad budget says what is wrong with it (UserError)
+        return value
+
+    @field_validator("checkpoints")
+    @classmethod
+    def _checkpoints(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(not 0 < c <= 1 for c in value):
+            raise UserError(f"--checkpoints must be fractions in (0, 1], got {value}")
+        return value
+
+    @field_validator("memory_cap")
+    @classmethod
+    def _memory_cap(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_size(value)
+        return value
+
+    @field_validator("ablate")
+    @classmethod
+    def _ablate(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if value:
+            parse_ablate(",".join(value))
+        return value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_line(cls, data: Any, handler: Callable) -> RunConfig:
+        """A refused value as one line naming its option and what it must be (UserError), like every user mistake."""
+        try:
+            return handler(data)
+        except ValidationError as e:
+            raise UserError(_said(e)) from None
 
     @classmethod
     def from_dict(cls, d: dict) -> RunConfig:
@@ -202,6 +228,19 @@ class RunConfig:
 _LATER_FIELDS = {"ablate": (), "compile": False, "text_column": "text", "label_column": "label", "splits": None,
                  "data_revision": None, "revision": None, "tune_lr": None, "search_seeds": (1000,),
                  "select_on": "accuracy", "lr_range": None, "search": False, "loop": 1}
+
+
+def _said(e: ValidationError) -> str:
+    """The first refusal of a ValidationError, as the option's one line."""
+    error = e.errors()[0]
+    name = str(error["loc"][0]) if error["loc"] else ""
+    fields = {f.name: f for f in dataclasses.fields(RunConfig)}
+    if name not in fields:  # not a setting: an unknown or a missing key (a record's config of another version)
+        return f"{name or 'config'}: {error['msg']}"
+    value = error.get("input")
+    check = fields[name].metadata.get("check") or error["msg"].lower().removeprefix("input should be ")
+    shown = repr(value) if isinstance(value, str) else value
+    return f"--{name.replace('_', '-')} must be {check}, got {shown}"
 
 
 def stable_hash(obj: object, n: int = 12) -> str:

@@ -2,14 +2,17 @@
 tolerantly (a file that is not a complete record is skipped with one warning; the rest still tabulate)."""
 from __future__ import annotations
 
+import json
 import re
+import sys
 from pathlib import Path
 
 from runners.core.errors import UserError
 from runners.core.files import write_text_atomic
 from runners.settings.speedups import loop_label
 from runners.store import schema
-from runners.store.schema import Record
+from runners.store.migrations import migrate
+from runners.store.schema import Record, RecordError, validate
 
 DEFAULT_RESULTS = "lab-results"  # a user's runs; results/ holds the committed showcase
 
@@ -32,7 +35,7 @@ def write_record(path: Path, data: dict) -> Record:
 
 def read_record(path: Path) -> Record | None:
     """The record in `path` (migrated to the current schema), or None, with one warning when the file is not one."""
-    return schema.read(path)
+    return read(path)
 
 
 def load_records(results: Path, dataset: str) -> list[Record]:
@@ -46,3 +49,29 @@ def load_records(results: Path, dataset: str) -> list[Record]:
 def row_label(record: Record) -> str:
     """A run's label in tables and plots: its method spec, plus how the loop ran when that is not the default."""
     return record.config.method + loop_label(record.config.ablate, record.config.compile)
+
+
+def parse(text: str) -> Record:
+    """A record from its JSON text, migrated to the current version."""
+    try:
+        data = json.loads(text, parse_constant=lambda name: None)  # a bare NaN in an old record reads as null
+    except ValueError as e:
+        raise RecordError(f"not JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise RecordError("not a run record (not a JSON object)")
+    return validate(migrate(data))
+
+
+def read(path: Path, warn=None) -> Record | None:
+    """The record in `path`, or None (with one warning naming the file and what is wrong) if it has none."""
+    try:
+        return parse(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, RecordError) as e:
+        (warn or _warn)(f"warning: skipping {path}: {e}")
+        return None
+
+
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import enum
 import json
 import math
-import sys
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -233,75 +231,6 @@ def validate(data: dict) -> Record:
         raise RecordError(f"config: {e}") from None
 
 
-def parse(text: str) -> Record:
-    """A record from its JSON text, migrated to the current version."""
-    try:
-        data = json.loads(text, parse_constant=lambda name: None)  # a bare NaN in an old record reads as null
-    except ValueError as e:
-        raise RecordError(f"not JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise RecordError("not a run record (not a JSON object)")
-    return validate(migrate(data))
-
-
-def migrate(data: dict) -> dict:
-    """Apply each migration from the record's version up to the current one."""
-    version = data.get("schema")
-    if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
-        raise RecordError(f"unknown schema version {version!r} (this lab reads 1..{SCHEMA_VERSION})")
-    for step in MIGRATIONS[version - 1:]:
-        data = step(data)
-    return data
-
-
-def _v1_to_v2(data: dict) -> dict:
-    """Version 1 had two shapes (before and after `ablate`, `compile` and `compile_seconds` appeared), bare NaN for
-    unread losses, and statuses as free strings. Version 2 is one shape with every field present."""
-    data = {**data, "schema": 2}
-    config = data.get("config")
-    if isinstance(config, dict):
-        data["config"] = {"ablate": [], "compile": False, **config}
-    if isinstance(data.get("measurements"), dict):
-        data["measurements"] = {"compile_seconds": 0.0, **data["measurements"]}
-    return data
-
-
-def _v2_to_v3(data: dict) -> dict:
-    """Version 3 added the learning-rate search's settings to the config (`tune_lr`, `search_seeds`, `select_on`,
-    `lr_range`, `search`); a version-2 run had none, which their defaults say."""
-    return {**data, "schema": 3}
-
-
-def _v3_to_v4(data: dict) -> dict:
-    """Version 4 added what a run costs to keep and serve (`serving`) and to train (`cost`), which a version-3 run
-    did not measure (their absence says so), and the loop's revision (`config.loop`): a version-3 run trained in
-    revision 1 (fp32 on the CPU, gelu_new)."""
-    data = {**data, "schema": 4}
-    if isinstance(data.get("config"), dict):
-        data["config"] = {**data["config"], "loop": data["config"].get("loop", 1)}
-    return data
-
-
-def _v4_to_v5(data: dict) -> dict:
-    """Version 5 added the learning-rate range a tuned run's search searched (`method.lr_range`, with its source),
-    which a version-4 run did not record (its absence says so; the tables then read the declared range)."""
-    return {**data, "schema": 5}
-
-
-MIGRATIONS = [_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5]  # MIGRATIONS[k] turns version k + 1 into k + 2
-
-
-def read(path: Path, warn=None) -> Record | None:
-    """The record in `path`, or None (with one warning naming the file and what is wrong) if it has none."""
-    try:
-        return parse(Path(path).read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError, RecordError) as e:
-        (warn or _warn)(f"warning: skipping {path}: {e}")
-        return None
-
-
 def json_schema() -> dict:
     """The JSON Schema of the current record version, for tools outside this lab."""
     schema = Record.model_json_schema(by_alias=True)
@@ -324,8 +253,3 @@ def _one_line(e: ValidationError) -> str:
     where = ".".join(str(p) for p in first["loc"]) or "record"
     more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
     return f"{where}: {first['msg']}{more}"
-
-
-def _warn(message: str) -> None:
-    print(message, file=sys.stderr)
-

@@ -52,7 +52,11 @@ class Stage(Protocol):
 
 
 STAGES: Registry[Stage] = Registry("stage", __name__)
-stage = STAGES.register  # `@stage("evaluate")`: a job's `stages` lists it by that name
+
+
+def stage(name: str):
+    """Function decorator: `@stage("evaluate")` registers a stage under the name a job's `stages` lists it by."""
+    return STAGES.register(name)
 
 
 def run_stages(ctx: Context, names: Sequence[str]) -> dict:
