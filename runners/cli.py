@@ -214,3 +214,21 @@ def warn_if_sigint_ignored() -> None:
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         print(f"warning: SIGINT is ignored in this process (started in the background by a non-interactive shell?): "
               f"Ctrl-C and kill -INT do nothing; stop it with SIGTERM: kill {os.getpid()}", file=sys.stderr)
+
+
+def parse_entries(methods: str | None, baselines: str | None) -> list[Entry]:
+    """The comparison's rows: the fine-tuning method specs, then the classical baselines asked for, each with the
+    worker stages it declares."""
+    from baselines import parse_spec as parse_baseline
+    from methods import SpecError, parse_specs
+    from runners.planning.plan import Entry
+
+    entries = [Entry(spec.label, stages.DEFAULT) for spec in parse_specs(methods or "")] if methods or \
+        not baselines else []
+    for text in filter(None, (t.strip() for t in (baselines or "").split(","))):
+        spec = parse_baseline(text)
+        entries.append(Entry(spec.label, spec.baseline.stages))
+    labels = [e.label for e in entries]
+    if len(set(labels)) < len(labels):
+        raise SpecError(f"spec given more than once: {', '.join(sorted({x for x in labels if labels.count(x) > 1}))}")
+    return entries

@@ -8,10 +8,11 @@ import time
 import traceback
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # Only what `--help` and `--list` need is imported here: torch, transformers, pandas and scikit-learn take seconds to
 # import, and are imported where a comparison first uses them (tests/test_cli.py holds this file to it).
-from methods import SpecError, parse_specs
+from methods import SpecError
 from runners.cli import (
     add_plugin_option,
     add_run_options,
@@ -20,6 +21,7 @@ from runners.cli import (
     dash_values,
     fit_max_length,
     list_methods,
+    parse_entries,
     parse_ints,
     parse_workers,
     run_settings,
@@ -41,6 +43,9 @@ from runners.settings.budget import Budget, parse_budgets
 from runners.settings.config import RunConfig
 from runners.settings.search import EXTEND_LIMIT
 from runners.store.records import DEFAULT_RESULTS, runs_dir
+
+if TYPE_CHECKING:
+    from runners.data.sources import Source
 
 # Where the runs execute: each in its own process, in order. The one seam to swap (tests run them in-process).
 Executor = SubprocessExecutor
@@ -90,19 +95,7 @@ def compare(args: argparse.Namespace, command: str) -> int:
         print(list_methods(args.markdown))
         return 0
     warn_if_sigint_ignored()
-    from runners.data.sources import resolve_source
-
-    entries = _entries(args)
-    seeds = parse_ints(args.seeds, "--seeds")
-    source = resolve_source(args.dataset, args.data_dir, text_column=args.text_column,
-                            label_column=args.label_column, splits=args.splits, revision=args.data_revision)
-    settings = run_settings(args, source)
-    budgets = parse_budgets(settings.pop("budget"))
-    # Every setting is checked before the minutes of loading (a bad --eval-limit, --val-fraction, budget...).
-    RunConfig(method=entries[0].label, seed=seeds[0], budget=budgets[0], **settings)
-    check_tuning(settings, entries, seeds)
-    if args.price_per_hour is not None and not args.price_per_hour > 0:
-        raise UserError(f"--price-per-hour must be > 0 (USD per device-hour), got {args.price_per_hour:g}")
+    entries, seeds, source, settings, budgets = check(args)
     imports_s = _import_worker()  # after the checks (a mistake is said at once), before torch loads: timed
     device = env.resolve_device(args.device)  # --device cuda without CUDA is refused here, not in every run
     # the executor is chosen (and a bad --workers or --executor refused) before the minutes of loading
@@ -144,6 +137,25 @@ def compare(args: argparse.Namespace, command: str) -> int:
         print(f"error: {len(not_ok)} of {len(runs)} runs did not end ok: {', '.join(not_ok)}", file=sys.stderr)
         return ExitCode.RUN_NOT_OK
     return ExitCode.OK
+
+
+def check(args: argparse.Namespace) -> tuple[list[Entry], list[int], Source, dict, list[str]]:
+    """Every input that can be checked before the minutes of loading (the specs, seeds, data source, every setting,
+    the budgets, the search's options): the entries, seeds, source, settings (less the budget) and budgets; a
+    mistake is one UserError (or SpecError). Reads no file and loads nothing."""
+    from runners.data.sources import resolve_source
+
+    entries = parse_entries(args.methods, args.baselines)
+    seeds = parse_ints(args.seeds, "--seeds")
+    source = resolve_source(args.dataset, args.data_dir, text_column=args.text_column,
+                            label_column=args.label_column, splits=args.splits, revision=args.data_revision)
+    settings = run_settings(args, source)
+    budgets = parse_budgets(settings.pop("budget"))
+    RunConfig(method=entries[0].label, seed=seeds[0], budget=budgets[0], **settings)  # every setting, one system
+    check_tuning(settings, entries, seeds)
+    if args.price_per_hour is not None and not args.price_per_hour > 0:
+        raise UserError(f"--price-per-hour must be > 0 (USD per device-hour), got {args.price_per_hour:g}")
+    return entries, seeds, source, settings, budgets
 
 
 def _compare_at(args: argparse.Namespace, entries: list[Entry], seeds: list[int], settings: dict, common: Shared,
@@ -188,22 +200,6 @@ def _compare_at(args: argparse.Namespace, entries: list[Entry], seeds: list[int]
     not_ok += execute(executor, ran, clock)
     runs.extend(ran)
     return [plan.experiment_id], not_ok
-
-
-def _entries(args: argparse.Namespace) -> list[Entry]:
-    """The comparison's rows: the fine-tuning method specs, then the classical baselines asked for, each with the
-    worker stages it declares."""
-    from baselines import parse_spec as parse_baseline
-
-    entries = [Entry(spec.label, stages.DEFAULT) for spec in parse_specs(args.methods or "")] if args.methods or \
-        not args.baselines else []
-    for text in filter(None, (t.strip() for t in (args.baselines or "").split(","))):
-        spec = parse_baseline(text)
-        entries.append(Entry(spec.label, spec.baseline.stages))
-    labels = [e.label for e in entries]
-    if len(set(labels)) < len(labels):
-        raise SpecError(f"spec given more than once: {', '.join(sorted({x for x in labels if labels.count(x) > 1}))}")
-    return entries
 
 
 def _prepare(args: argparse.Namespace, source, command: str, texts: bool) -> tuple[Shared, int]:
