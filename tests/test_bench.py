@@ -32,7 +32,7 @@ def test_bench_writes_ours_and_the_peers_against_the_measured_peaks(native, tmp_
     bf16 rows against their fp32 twins. In this process (ours and the peers), so that the faked CPU holds."""
     monkeypatch.setattr(bench, "Executor", InProcessExecutor)
     monkeypatch.setattr(bench, "measure_peer", peers.run_peer)
-    monkeypatch.setattr(bench, "PEAK_SIZES", {"cpu": (64, 128)})
+    monkeypatch.setattr(peaks, "PEAK_SIZES", {"cpu": (64, 128)})
     out = tmp_path / "bench"
     assert bench.main(["--model", str(tiny_model_dir), "--data-dir", str(tweets_dir), "--samples", "64",
                        "--batch-size", "16", "--methods", "full,head", "--peers", "trainer-seed,trainer-tuned",
