@@ -10,10 +10,14 @@ from runners.store import records as store
 from runners.store import schema as record
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runners.migrate", description=__doc__)
     p.add_argument("results", nargs="+", help="folders holding <dataset>/runs/*.json")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     changed = skipped = 0
     for folder in args.results:
         for path in sorted(Path(folder).glob("*/runs/*.json")):

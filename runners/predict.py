@@ -88,7 +88,7 @@ def predict(folder: Path, texts: list[str], device: str = "cpu", batch_size: int
     return np.concatenate(out) if out else np.zeros((0, manifest["load"]["num_labels"]))
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runners.predict", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", help="a folder written by --save-models: DIR/<run_id>")
@@ -99,7 +99,11 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"characters of each text the table shows, 0 for all (default: {WIDTH})")
     p.add_argument("--jsonl", action="store_true", help="JSON lines for programs, one per text given (see above)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         width = _width(args.width)
         texts = gather(args.texts, args.file, args.text_column)

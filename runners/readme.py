@@ -1,6 +1,7 @@
 """`python -m runners.readme`: rewrite README.md's methods table from the registry (a test holds the two equal)."""
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -21,6 +22,11 @@ def with_table(text: str, table: str) -> str:
     return "\n".join([*lines[:start], table, *lines[end:]])
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """No options: the parser gives `--help` and refuses a stray argument."""
+    return argparse.ArgumentParser(prog="python -m runners.readme", description=__doc__)
+
+
 def main(path: Path = README) -> int:
     text = path.read_text()
     updated = with_table(text, list_methods(markdown=True))
@@ -33,4 +39,5 @@ def main(path: Path = README) -> int:
 
 
 if __name__ == "__main__":
+    build_parser().parse_args()
     sys.exit(main())

@@ -10,7 +10,7 @@ from runners.core.errors import UserError
 from runners.store.records import DEFAULT_RESULTS
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runners.report", description=__doc__)
     p.add_argument("--results", default=DEFAULT_RESULTS,
                    help=f"folder holding <dataset>/runs/*.json (default {DEFAULT_RESULTS}/; the committed showcase "
@@ -18,7 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", help="the dataset folder to rebuild (default: every one that has runs/)")
     p.add_argument("--target-accuracy", type=float,
                    help="validation accuracy for the budget-to-reach column (default: 95%% of the best final)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     results = Path(args.results)
     datasets = [args.dataset] if args.dataset else sorted(d.parent.name for d in results.glob("*/runs") if d.is_dir())
     try:

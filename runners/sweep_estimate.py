@@ -47,7 +47,7 @@ def sweep(per_method: dict[str, tuple[float, float]], methods: int, rates: int, 
     return [train * k + rest + overhead for train, rest in times for k in budgets for _ in range(rates * seeds)]
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runners.sweep_estimate", description=__doc__.splitlines()[0])
     p.add_argument("results", help="a results folder (its <dataset>/runs/ holds the records)")
     p.add_argument("--dataset", default="tweets")
@@ -58,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budgets", default="1,4,16", help="the budgets as multiples of the records' (default 1,4,16)")
     p.add_argument("--devices", default="1,8,64")
     p.add_argument("--overhead-s", type=float, default=0.0, help="measured fixed seconds per run (start, loading)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         records = [r for r in load_records(Path(args.results), args.dataset)
                    if args.experiment in (None, r.experiment_id)]
