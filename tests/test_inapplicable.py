@@ -1,4 +1,4 @@
-"""peft methods that do not apply to GPT-2: they reject its `Conv1D` projections. The README lists exactly these."""
+"""peft methods that do not apply to GPT-2: they reject its `Conv1D` projections. docs/usage.md lists exactly these."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2ForSequenceClassification
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-# peft config class -> the name the README uses
+USAGE = (Path(__file__).resolve().parent.parent / "docs" / "usage.md").read_text()
+# peft config class -> the name the docs use
 REJECT_CONV1D = {"LoHaConfig": "LoHa", "LoKrConfig": "LoKr", "OFTConfig": "OFT", "BOFTConfig": "BOFT",
                  "HRAConfig": "HRA", "MissConfig": "MiSS", "C3AConfig": "C3A", "DeloraConfig": "DeLoRA",
                  "AdamssConfig": "AdaMSS", "BeftConfig": "BEFT", "SupertuningConfig": "SuperTuning",
@@ -26,4 +26,4 @@ def test_peft_method_rejects_gpt2_conv1d(config_name):
     config = getattr(peft, config_name)(task_type="SEQ_CLS", target_modules=["c_attn"])
     with pytest.raises((TypeError, ValueError, NotImplementedError), match="(?i)not support|Conv1D"):
         peft.get_peft_model(model, config)
-    assert f"{REJECT_CONV1D[config_name]}," in README or f"{REJECT_CONV1D[config_name]}." in README
+    assert f"{REJECT_CONV1D[config_name]}," in USAGE or f"{REJECT_CONV1D[config_name]}." in USAGE

@@ -13,9 +13,9 @@ import methods
 from methods import registry
 from runners import compare
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-# The README's example plugin, run here as it is printed there.
-EXAMPLE = next(b for b in re.findall(r"```python\n(.*?)```", README, re.S) if '@register("lnf_sgd")' in b)
+EXTENDING = (Path(__file__).resolve().parent.parent / "docs" / "extending.md").read_text()
+# docs/extending.md's example plugin, run here as it is printed there.
+EXAMPLE = next(b for b in re.findall(r"```python\n(.*?)```", EXTENDING, re.S) if '@register("lnf_sgd")' in b)
 
 # A plugin with hyperparameters of its own, written the way methods/ files are (postponed annotations).
 WITH_PARAMS = '''"""The head alone, with a hyperparameter of its own."""
