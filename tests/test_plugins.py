@@ -46,6 +46,7 @@ class OutsideProbe(Method):
 @pytest.fixture(autouse=True)
 def registry_as_found(monkeypatch):
     """What a test's plugins register leaves with the test: the registry, and their modules."""
+    registry.METHODS.discover()  # first: run alone, the file would otherwise keep an empty registry for the next test
     monkeypatch.setattr(registry.METHODS, "entries", dict(registry.METHODS.entries))
     monkeypatch.setattr(registry.METHODS, "_discovered", False)  # entry points are looked up again
     yield
