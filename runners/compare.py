@@ -126,7 +126,7 @@ def compare(args: argparse.Namespace, command: str) -> int:
     from runners.analysis.terminal import ending
 
     views: dict = {}  # the verdict and key columns are printed; the files hold every column
-    rendered = write_tables(results, source.name, args.target_accuracy, views=views)
+    rendered = write_tables(results, source.name, args.target_accuracy, views=views, page=True)
     print(ending(rendered, views, results / source.name, experiment_ids, several_budgets=len(budgets) > 1))
     if clock is not None and not stopped and (summary := clock.summary()):
         print(summary)

@@ -18,6 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="the dataset folder to rebuild (default: every one that has runs/)")
     p.add_argument("--target-accuracy", type=float,
                    help="validation accuracy for the budget-to-reach column (default: 95%% of the best final)")
+    p.add_argument("--html", action="store_true",
+                   help="also write <results>/<dataset>/index.html: one page with the tables, plots and every run's "
+                        "details, that opens from disk (runners.compare writes it always)")
     return p
 
 
@@ -29,10 +32,11 @@ def main(argv: list[str] | None = None) -> int:
         if not datasets:
             raise UserError(f"no records under {results}: run `python -m runners.compare` first")
         for dataset in datasets:
-            rendered = write_tables(results, dataset, args.target_accuracy)
+            rendered = write_tables(results, dataset, args.target_accuracy, page=args.html)
             for eid, text in rendered.items():  # an experiment's section, or one across budgets (titled already)
                 print(text if eid.startswith("budgets-") else f"## Experiment {eid}\n\n{text}")
-            print(f"Tables: {results / dataset}/comparison.md, comparison.csv\n")
+            print(f"Tables: {results / dataset}/comparison.md, comparison.csv"
+                  + (f"; page: {results / dataset}/index.html" if args.html else "") + "\n")
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,5 +1,6 @@
 """`comparison.md`, `comparison.csv` and `search.csv` of a results folder, and the plots beside them: every experiment's
-section (runners.analysis.section), the across-budgets sections, regenerated from the records alone."""
+section (runners.analysis.section), the across-budgets sections, regenerated from the records alone; and, where asked,
+the folder's page (`index.html`, runners.analysis.page) from the same experiments and frames."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,12 +18,13 @@ from runners.store.records import load_records
 
 
 def write_tables(results: Path, dataset: str, target: float | None = None,
-                 views: dict[str, pd.DataFrame] | None = None) -> dict[str, str]:
+                 views: dict[str, pd.DataFrame] | None = None, page: bool = False) -> dict[str, str]:
     """Regenerate `comparison.md`, `comparison.csv` and the plots for a dataset; return each experiment's markdown.
-    `views`, when given, gains each experiment's summary frame (its comparison.csv rows; `attrs["verdict"]`)."""
+    `views`, when given, gains each experiment's summary frame (its comparison.csv rows; `attrs["verdict"]`).
+    `page`: write the folder's `index.html` too."""
     exps = experiments(load_records(results, dataset), target)
     out = Path(results) / dataset
-    rendered, frames, sections, trial_frames = {}, [], [], []
+    rendered, frames, sections, trial_frames, by_id = {}, [], [], [], {}
     for exp in exps:
         if exp.trials:
             trial_frames.append(search_frame(exp.id, exp.trials))
@@ -39,6 +41,7 @@ def write_tables(results: Path, dataset: str, target: float | None = None,
             df["budget unit"] = exp.unit
             df["target val acc"] = exp.target
         frames.append(df)
+        by_id[exp.id] = df
         if views is not None:
             views[exp.id] = df
         plots = write_plots(exp, out / "plots", prefix=f"{exp.id}-")
@@ -54,4 +57,8 @@ def write_tables(results: Path, dataset: str, target: float | None = None,
                       if frames else "")
     if trial_frames:
         write_text_atomic(out / "search.csv", pd.concat(trial_frames, ignore_index=True).to_csv(index=False))
+    if page:
+        from runners.analysis.page import write_page  # plotly is imported only when a page is written
+
+        write_page(out / "index.html", dataset, exps, by_id)
     return rendered

@@ -85,13 +85,16 @@ def _starred(row: str) -> str:
 
 
 def files(folder: Path, eids: list[str], budgets: bool = False, width: int = WIDTH) -> str:
-    """Where the full tables and this command's experiments' plots are."""
+    """Where the full tables, this command's experiments' plots and the folder's page are."""
     plots = sorted(p.name for eid in eids for p in (folder / "plots").glob(f"{eid}-*.png"))
     lines = [f"Full tables: {folder}/comparison.md, comparison.csv" + (" (with the budgets side by side)"
                                                                        if budgets else "")]
     if plots:
         lines += textwrap.wrap(f"Plots in {folder}/plots/: {', '.join(plots)}", width, subsequent_indent="  ",
                                break_on_hyphens=False)
+    if (folder / "index.html").exists():
+        lines += textwrap.wrap(f"Page: {folder}/index.html (in a browser: the tables, plots and each run's details)",
+                               width, subsequent_indent="  ", break_on_hyphens=False)
     return "\n".join(lines)
 
 
