@@ -70,6 +70,8 @@ def test_tables_show_every_method(results):
         path = results / "tweets" / "plots" / f"{eid}-{plot}"
         assert path.stat().st_size > 10_000 and f"(plots/{path.name})" in md
     assert "val acc @1/8 ↑" in md and "budget to target ↓" in md and "is the interval of samples" in md
+    page = results / "tweets" / "index.html"  # every comparison ends by writing its folder's page (tests/test_page.py)
+    assert page.stat().st_size > 1_000_000 and "<title>Comparison on tweets</title>" in page.read_text()
     # a 2-layer random model on 48 samples learns nothing: no method beats the constant prediction, none is bold
     # (the fixture's train rows are balanced: the first class, 'negative', is the majority class on a tie)
     assert "**Verdict:** No method beats always predicting 'negative'" in md

@@ -25,6 +25,7 @@ def test_compare_prints_the_verdict_a_table_that_fits_and_where_the_files_are(ti
     assert "| " not in out and "**Cells:**" not in out  # the markdown section stays in the files
     assert f"Full tables: {tmp_path / 'results' / 'tweets'}/comparison.md, comparison.csv" in tail
     assert any(line.startswith(f"Plots in {tmp_path / 'results' / 'tweets'}/plots/:") for line in tail), "\n".join(tail)
+    assert any(line.startswith(f"Page: {tmp_path / 'results' / 'tweets'}/index.html") for line in tail)
     md = (tmp_path / "results" / "tweets" / "comparison.md").read_text()
     assert f"| {LONG} " in md and "**Verdict:** " in md  # the files keep the whole spec and every column
 
