@@ -160,8 +160,18 @@ def load_times(page_file: Path, times: int = 7) -> list[dict[str, float]]:
 
 
 VIEWS = {  # docs/img/page-<name>.png: what each shows, by its element on the page
-    "experiments": "#experiments", "table": "#table", "pareto": "#pareto", "curves": "#curves", "search": "#search",
-    "budgets": "#families .family", "details": "#details"}
+    "experiments": "#experiments", "table": "#table", "pareto": "section:has(> #pareto)",
+    "curves": "section:has(> #curves)", "search": "section:has(> #search)", "budgets": "#families .family",
+    "details": "#details"}
+
+
+# Where the trade-off plot draws its first row's point, in the window's pixels (plotly's own axes convert)
+POINT = """() => {
+  const gd = document.getElementById("pareto"), t = gd.data.find((d) => d.mode === "markers");
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+  return {x: box.left + xa._offset + xa.l2p(xa.d2l(t.x[0])), y: box.top + ya._offset + ya.l2p(ya.d2l(t.y[0])),
+          label: t.meta};
+}"""
 
 
 def screenshots(page_file: Path, out: Path) -> list[Path]:
@@ -175,7 +185,6 @@ def screenshots(page_file: Path, out: Path) -> list[Path]:
         tab = b.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
         tab.goto(Path(page_file).resolve().as_uri())
         tab.wait_for_selector("body[data-ready]")
-        tab.select_option("#x-metric", "artifact (KiB)")  # a cost spanning a thousandfold: drawn on a log axis
         for name, selector in VIEWS.items():
             if name == "budgets":
                 tab.locator(selector).first.scroll_into_view_if_needed()
@@ -183,6 +192,11 @@ def screenshots(page_file: Path, out: Path) -> list[Path]:
             if name == "details":
                 tab.locator("#comparison tbody tr:not([hidden])").first.press("Enter")
                 tab.wait_for_selector("#details[open]")
+            if name == "pareto":  # with a point's tooltip
+                tab.locator("#pareto").scroll_into_view_if_needed()
+                point = tab.evaluate(POINT)
+                tab.mouse.move(point["x"], point["y"])
+                tab.wait_for_selector("#pareto .hoverlayer .hovertext")
             path = out / f"page-{name}.png"
             tab.locator(selector).first.screenshot(path=path)
             paths.append(path)

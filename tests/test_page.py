@@ -16,7 +16,7 @@ from runners.analysis.experiment import experiments
 from runners.analysis.tables import summarize
 from runners.store.records import load_records
 
-from pages import CHROMIUM, browser, small_folder
+from pages import CHROMIUM, POINT, SMALL, browser, small_folder
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the dev extra has it)")
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no chromium at {CHROMIUM}: "
@@ -72,6 +72,8 @@ def test_the_page_is_one_file_that_opens_offline(folder, seen):
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=", html), "the page refers to another file"
     assert seen.requests == [seen.url] and seen.errors == []
     assert "Okabe–Ito" in html
+    buttons = seen.tab.eval_on_selector_all("#pareto .modebar-btn", "(bs) => bs.map((b) => b.dataset.title)")
+    assert "Download plot as a PNG" in buttons and not [b for b in buttons if "Share" in b or "Cloud" in b]
 
 
 def test_the_table_shows_the_chosen_experiment_and_filters(seen, exps):
@@ -157,6 +159,25 @@ def test_picking_two_columns_redraws_the_pareto_plot(seen, exps):
         assert 1 <= int(tab.get_attribute("#pareto", "data-front")) <= has.sum()
 
 
+def test_the_curves_the_search_and_the_budgets_are_drawn(seen, exps):
+    tab = seen.tab
+    index, (tuned, _) = next((i, x) for i, x in enumerate(exps) if x[0].id == SMALL[0])  # tuned, a row cancelled
+    tab.select_option("#experiment", str(index))
+    lines = "(id) => document.getElementById(id).data.filter((t) => t.mode === 'lines+markers').map((t) => t.name)"
+    with_curves = [label for label, row in tuned.rows.items() if row.ok]
+    assert sorted(tab.evaluate(lines, "curves")) == sorted(with_curves)
+    cancelled = next(label for label, row in tuned.rows.items() if not row.ok)
+    assert f"Not drawn: {cancelled} (seed 0: cancelled" in tab.inner_text("#curves-note")
+    assert sorted(name.split(" (")[0] for name in tab.evaluate(lines, "search")) == sorted(tuned.choices)
+    stars = tab.evaluate("() => document.getElementById('search').data.filter((t) => t.marker?.symbol === 'star')"
+                         ".length")
+    assert stars == sum(c.lr is not None for c in tuned.choices.values())
+    tab.locator("#families .plot").first.scroll_into_view_if_needed()  # drawn when it comes near the screen
+    tab.wait_for_selector("#families .plot[data-drawn]")
+    assert tab.locator("#families .family").count() == 1  # 4e11flops and 1.6e12flops of the same comparison
+    assert "The best method" in tab.inner_text("#families .family p")
+
+
 def test_a_row_or_a_point_opens_its_runs_details(seen, exps):
     tab = seen.tab
     tab.select_option("#experiment", "0")
@@ -178,12 +199,7 @@ def test_a_row_or_a_point_opens_its_runs_details(seen, exps):
         "#details-title")
     tab.keyboard.press("Escape")
     tab.locator("#pareto").scroll_into_view_if_needed()
-    point = tab.evaluate("""() => {
-      const gd = document.getElementById("pareto"), t = gd.data.find((d) => d.mode === "markers");
-      const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
-      return {x: box.left + xa._offset + xa.l2p(xa.d2l(t.x[0])), y: box.top + ya._offset + ya.l2p(ya.d2l(t.y[0])),
-              label: t.meta};
-    }""")
+    point = tab.evaluate(POINT)
     tab.mouse.click(point["x"], point["y"])
     dialog.wait_for(state="visible")
     assert tab.inner_text("#details-title").startswith(point["label"])

@@ -5,7 +5,9 @@ performance.mark("page-script");  // plotly.js has been read and run: what follo
 (function () {
   const DATA = window.page.DATA, EXPS = DATA.experiments, openRow = window.page.openRow;
   const $ = (id) => document.getElementById(id);
-  const CONFIG = { displaylogo: false, responsive: true };
+  // No button that sends a chart to plotly's cloud (on by default in plotly.js 3), no math typesetting to load
+  const CONFIG = { displaylogo: false, responsive: true, showSendToCloud: false, plotlyServerURL: "",
+                   typesetMath: false };
   // Each method keeps one colour (Okabe-Ito), marker and dash everywhere: 7 colours x 8 markers x 5 dashes
   const SYMBOLS = ["circle", "square", "diamond", "triangle-up", "triangle-down", "cross", "x", "star"];
   const DASHES = ["solid", "dash", "dot", "dashdot", "longdash"];
@@ -24,7 +26,7 @@ performance.mark("page-script");  // plotly.js has been read and run: what follo
 
   function layout(xTitle, yTitle, more) {
     return Object.assign({
-      margin: { l: 64, r: 16, t: 12, b: 52 }, hovermode: "closest", font: { family: "system-ui, sans-serif", size: 12 },
+      margin: { l: 64, r: 16, t: 32, b: 52 }, hovermode: "closest", font: { family: "system-ui, sans-serif", size: 12 },
       xaxis: { title: { text: xTitle }, zeroline: false, gridcolor: "#e6e6e6" },
       yaxis: { title: { text: yTitle }, zeroline: false, gridcolor: "#e6e6e6" },
       legend: { font: { size: 11 } }, plot_bgcolor: "#fff", paper_bgcolor: "#fff",
@@ -95,65 +97,74 @@ performance.mark("page-script");  // plotly.js has been read and run: what follo
     plot.dataset.points = points.length;
     plot.dataset.front = front.length;
     $("pareto-note").textContent = missing.length ? `Not drawn (no value for both): ${missing.join("; ")}.` : "";
-    const xs = points.map((p) => p.x), ys = points.map((p) => p.y);
-    return Plotly.react(plot, traces, layout(`${xName} ${exp.metrics[xName].better}`,
-      `${yName} ${exp.metrics[yName].better}`, { xaxis: { title: { text: `${xName} ${exp.metrics[xName].better}` },
-        type: points.length ? axisType(xName, xs) : "linear", gridcolor: "#e6e6e6" },
-      yaxis: { title: { text: `${yName} ${exp.metrics[yName].better}` }, gridcolor: "#e6e6e6",
-        type: points.length ? axisType(yName, ys) : "linear" } }), CONFIG).then(() => clicks(plot, false));
+    const look = layout(`${xName} ${exp.metrics[xName].better}`, `${yName} ${exp.metrics[yName].better}`);
+    look.xaxis.type = points.length ? axisType(xName, points.map((p) => p.x)) : "linear";
+    look.yaxis.type = points.length ? axisType(yName, points.map((p) => p.y)) : "linear";
+    return Plotly.react(plot, traces, look, CONFIG).then(() => clicks(plot, false));
+  }
+
+  function series(label, name, x, y, more) {  // a method's line, in its colour, marker and dash
+    const s = STYLE[label];
+    return Object.assign({ type: "scatter", mode: "lines+markers", name: name, x: x, y: y, meta: label,
+                           legendgroup: label, line: { color: s.color, dash: s.dash },
+                           marker: { symbol: s.symbol, size: 7, color: s.color } }, more);
+  }
+
+  function marks(label, x, y, symbol, size, hover) {  // markers of a method's without a legend entry of their own
+    return { type: "scatter", mode: "markers", x: x, y: y, meta: label, legendgroup: label, showlegend: false,
+             marker: { symbol: symbol, size: size, color: STYLE[label].color, line: { color: "#000", width: 1 } },
+             hovertemplate: `${label}<br>${hover}<extra></extra>` };
   }
 
   function drawCurves() {
-    const exp = EXPS[current], traces = [];
+    const exp = EXPS[current], traces = [], plot = $("curves");
     for (const c of exp.curves) {
-      const s = STYLE[c.label];
-      if (c.seeds > 1) traces.push(band(c.x, c.lo, c.hi, s.color, c.label));
-      traces.push({ type: "scatter", mode: "lines+markers", name: c.label, x: c.x, y: c.y, meta: c.label,
-                    legendgroup: c.label, line: { color: s.color, dash: s.dash }, marker: { symbol: s.symbol, size: 7 },
-                    hovertemplate: `${c.label}<br>%{x:.4~s} ${exp.unit}: validation accuracy %{y:.3f}<extra></extra>` });
+      if (c.seeds > 1) traces.push(band(c.x, c.lo, c.hi, STYLE[c.label].color, c.label));
+      traces.push(series(c.label, c.label, c.x, c.y, {
+        hovertemplate: `${c.label}<br>%{x:.4~s} ${exp.unit}: validation accuracy %{y:.3f}<extra></extra>` }));
     }
     const drawn = new Set(exp.curves.map((c) => c.label));
-    const left = exp.rows.filter((r) => !drawn.has(r.label))
-      .map((r) => r.label + (r.kind === "baseline" ? " (baseline: trained apart, no curve)" : ` (${r.bad.join(", ")})`));
+    const left = exp.rows.filter((r) => !drawn.has(r.label)).map((r) => r.label +
+      (r.kind === "baseline" ? " (baseline: trained apart, no curve)" : ` (${r.bad.join(", ")})`));
     $("curves-note").textContent = left.length ? `Not drawn: ${left.join("; ")}.` : "";
-    return Plotly.react($("curves"), traces, layout(`budget spent (${exp.unit})`, "validation accuracy"), CONFIG)
-      .then(() => clicks($("curves"), false));
+    return Plotly.react(plot, traces, layout(`budget spent (${exp.unit})`, "validation accuracy"), CONFIG)
+      .then(() => clicks(plot, false));
   }
 
   function drawSearch() {
     const exp = EXPS[current], plot = $("search");
+    plot.hidden = !exp.tuned;
     if (!exp.tuned) {
-      plot.hidden = true;
       $("search-note").textContent = "This experiment's learning rates were not tuned: each method trained at its " +
         "default rate (its runs' details say which).";
       return Promise.resolve();
     }
-    plot.hidden = false;
     $("search-note").textContent = `Validation ${exp.select_on} at the end of each trial's budget against the peak ` +
-      "learning rate (log scale), the mean over search seeds with their range as a band; ★ the chosen rate, × a rate " +
-      "whose trial did not end ok (drawn at the foot of its line); the shaded strip is one standard error of " +
-      "validation noise below the best score: rates in it tie, and the one nearest the middle of the range is chosen." +
-      " Click a point for the method's trials.";
+      "learning rate (log scale), the mean over search seeds with their range as a band; ★ the chosen rate, × a " +
+      "rate whose trial did not end ok (drawn at the foot of its line); the shaded strip is one standard error of " +
+      "validation noise below the best score: rates in it tie, and the one nearest the middle of the range is " +
+      "chosen. Click a point for the method's trials.";
     const traces = [], shapes = [];
     for (const s of exp.search) {
-      const st = STYLE[s.label];
-      if (s.lr.length > 1) traces.push(band(s.lr, s.lo, s.hi, st.color, s.label));
-      traces.push({ type: "scatter", mode: "lines+markers", name: s.label + (s.edge ? ` (best at the ${s.edge} end)` : ""),
-                    x: s.lr, y: s.mean, meta: s.label, legendgroup: s.label, line: { color: st.color, dash: st.dash },
-                    marker: { symbol: st.symbol, size: 7 },
-                    hovertemplate: `${s.label}<br>lr %{x:.3g}: %{y:.3f}<extra></extra>` });
-      if (s.failed.length) traces.push({ type: "scatter", mode: "markers", x: s.failed, meta: s.label,
-        y: s.failed.map(() => Math.min(...s.mean)), showlegend: false, legendgroup: s.label,
-        marker: { symbol: "x", size: 10, color: st.color }, hovertemplate: `${s.label}<br>lr %{x:.3g}: did not end ok<extra></extra>` });
-      if (s.chosen !== null) traces.push({ type: "scatter", mode: "markers", x: [s.chosen], y: [s.score], meta: s.label,
-        showlegend: false, legendgroup: s.label, marker: { symbol: "star", size: 17, color: st.color, line: { color: "#000", width: 1 } },
-        hovertemplate: `${s.label}<br>chosen lr %{x:.3g}: %{y:.3f}<extra></extra>` });
-      if (s.tie) shapes.push({ type: "rect", xref: "paper", x0: 0, x1: 1, y0: s.tie[0], y1: s.tie[1], line: { width: 0 },
-                               fillcolor: rgba(st.color, 0.08), layer: "below" });
+      const colour = STYLE[s.label].color;
+      if (s.lr.length > 1) traces.push(band(s.lr, s.lo, s.hi, colour, s.label));
+      traces.push(series(s.label, s.label + (s.edge ? ` (best at the ${s.edge} end)` : ""), s.lr, s.mean,
+                         { hovertemplate: `${s.label}<br>lr %{x:.3g}: %{y:.3f}<extra></extra>` }));
+      if (s.failed.length) {
+        traces.push(marks(s.label, s.failed, s.failed.map(() => Math.min(...s.mean)), "x", 10,
+                          "lr %{x:.3g}: did not end ok"));
+      }
+      if (s.chosen !== null) {
+        traces.push(marks(s.label, [s.chosen], [s.score], "star", 17, "chosen lr %{x:.3g}: %{y:.3f}"));
+      }
+      if (s.tie) {
+        shapes.push({ type: "rect", xref: "paper", x0: 0, x1: 1, y0: s.tie[0], y1: s.tie[1], line: { width: 0 },
+                      fillcolor: rgba(colour, 0.08), layer: "below" });
+      }
     }
-    return Plotly.react(plot, traces, layout("peak learning rate", `validation ${exp.select_on}`,
-      { xaxis: { type: "log", title: { text: "peak learning rate" }, gridcolor: "#e6e6e6" }, shapes: shapes }), CONFIG)
-      .then(() => clicks(plot, true));
+    const look = layout("peak learning rate", `validation ${exp.select_on}`, { shapes: shapes });
+    look.xaxis.type = "log";
+    return Plotly.react(plot, traces, look, CONFIG).then(() => clicks(plot, true));
   }
 
   function drawFamily(f, i) {
@@ -167,25 +178,24 @@ performance.mark("page-script");  // plotly.js has been read and run: what follo
     box.append(title, text, plot);
     $("families").append(box);
     const traces = [];
-    for (const line of f.lines) {
-      const s = STYLE[line.label], lo = line.lo.map((v, j) => v ?? line.y[j]), hi = line.hi.map((v, j) => v ?? line.y[j]);
-      const name = line.label + (line.kind === "baseline" ? " (baseline)" : "");
-      if (line.x.length > 1) traces.push(band(line.x, lo, hi, s.color, line.label));
-      traces.push({ type: "scatter", mode: "lines+markers", name: name, x: line.x, y: line.y, legendgroup: line.label,
-                    line: { color: s.color, dash: line.kind === "baseline" ? "dash" : s.dash }, marker: { symbol: s.symbol, size: 8 },
-                    error_y: { type: "data", symmetric: false, color: s.color, thickness: 1.2, width: 3,
-                               array: hi.map((v, j) => v - line.y[j]), arrayminus: lo.map((v, j) => line.y[j] - v) },
-                    text: line.budget, hovertemplate: `${name}<br>%{text}: test accuracy %{y:.4f}<extra></extra>` });
+    for (const line of f.lines) {  // one seed: no interval, the mean alone
+      const lo = line.lo.map((v, j) => v ?? line.y[j]), hi = line.hi.map((v, j) => v ?? line.y[j]);
+      const name = line.label + (line.kind === "baseline" ? " (baseline)" : ""), colour = STYLE[line.label].color;
+      if (line.x.length > 1) traces.push(band(line.x, lo, hi, colour, line.label));
+      traces.push(series(line.label, name, line.x, line.y, {
+        line: { color: colour, dash: line.kind === "baseline" ? "dash" : STYLE[line.label].dash }, text: line.budget,
+        error_y: { type: "data", symmetric: false, color: colour, thickness: 1.2, width: 3,
+                   array: hi.map((v, j) => v - line.y[j]), arrayminus: lo.map((v, j) => line.y[j] - v) },
+        hovertemplate: `${name}<br>%{text}: test accuracy %{y:.4f}<extra></extra>` }));
     }
+    const look = layout(`budget per run (${f.unit})`, "test accuracy");
     const spread = Math.max(...f.amounts) / Math.min(...f.amounts);
+    Object.assign(look.xaxis, { type: spread >= 4 ? "log" : "linear", tickvals: f.amounts, ticktext: f.budgets });
     // drawn when it nears the screen: a folder with many families does not pay for them all before it shows
     new IntersectionObserver((seen, observer) => {
       if (!seen.some((e) => e.isIntersecting)) return;
       observer.disconnect();
-      Plotly.newPlot(plot, traces, layout(`budget per run (${f.unit})`, "test accuracy", {
-        xaxis: { type: spread >= 4 ? "log" : "linear", tickvals: f.amounts, ticktext: f.budgets,
-                 title: { text: `budget per run (${f.unit})` }, gridcolor: "#e6e6e6" } }), CONFIG)
-        .then(() => { plot.dataset.drawn = "true"; });
+      Plotly.newPlot(plot, traces, look, CONFIG).then(() => { plot.dataset.drawn = "true"; });
     }, { rootMargin: "400px" }).observe(plot);
   }
 

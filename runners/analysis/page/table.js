@@ -108,7 +108,11 @@ window.page = (function () {
     box.append(summary, grid);
     section(grid, "Status", keyValues({ status: run.status, error: run.error, written: run.timestamp,
                                         "checkpoints evaluated": run.checkpoints }));
-    if (run.traceback) { const pre = document.createElement("pre"); pre.textContent = run.traceback; section(grid, "Traceback", pre); }
+    if (run.traceback) {
+      const pre = document.createElement("pre");
+      pre.textContent = run.traceback;
+      section(grid, "Traceback", pre);
+    }
     section(grid, "Command", cell(run.command));
     section(grid, "Config", keyValues(run.config));
     section(grid, "Method", keyValues(shared("method")));
@@ -130,7 +134,8 @@ window.page = (function () {
       `${trials ? "search trials" : "runs"} of experiment ${exp.id} (${exp.budget})`;
     body.replaceChildren();
     const p = document.createElement("p");
-    p.textContent = `${ids.length} ${trials ? "trial" : "run"}(s); the first is open, the others open with Enter or a click.`;
+    p.textContent = `${ids.length} ${trials ? "trial" : "run"}(s); the first is open, the others open with Enter ` +
+      "or a click.";
     body.append(p);
     if (!trials && row.trials.length) {
       const b = document.createElement("button");
