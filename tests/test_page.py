@@ -16,7 +16,7 @@ from runners.analysis.experiment import experiments
 from runners.analysis.tables import summarize
 from runners.store.records import load_records
 
-from pages import CHROMIUM, POINT, SMALL, browser, small_folder
+from pages import CHROMIUM, POINT, SMALL, browser, small_folder, write
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the dev extra has it)")
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no chromium at {CHROMIUM}: "
@@ -56,9 +56,10 @@ def seen(folder):
         tab.on("request", lambda r: requests.append(r.url))
         tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         tab.on("pageerror", lambda e: errors.append(str(e)))
-        tab.goto((folder / "index.html").as_uri())
+        url = (folder / "index.html").as_uri()
+        tab.goto(url)
         tab.wait_for_selector("body[data-ready]", timeout=30_000)
-        yield SimpleNamespace(tab=tab, requests=requests, errors=errors, url=(folder / "index.html").as_uri())
+        yield SimpleNamespace(browser=b, tab=tab, requests=requests, errors=errors, url=url)
         b.close()
 
 
@@ -214,6 +215,20 @@ def test_a_screenshot_is_not_blank(seen):
     image = Image.open(io.BytesIO(tab.screenshot())).convert("RGB")
     colours = image.getcolors(maxcolors=1 << 20)
     assert len(colours) > 50 and max(n for n, _ in colours) < 0.95 * image.width * image.height
+
+
+def test_a_folder_of_searches_not_yet_reported_has_a_page_that_says_so(seen, folder, tmp_path):
+    trials = [r for r in load_records(folder.parent, "tweets") if r.config.search and r.experiment_id == SMALL[1]]
+    results = write(trials, tmp_path)
+    assert report.main(["--results", str(results), "--html"]) == 0
+    tab = seen.browser.new_page()
+    errors = []
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    tab.goto((results / "tweets" / "index.html").as_uri())
+    tab.wait_for_selector("body[data-ready]")
+    assert f"{len(trials)} learning-rate search trial(s), no reported run yet" in tab.inner_text("#experiments")
+    assert tab.inner_text("#count") == "0 of 0 rows" and not tab.is_visible("#plots") and errors == []
+    tab.close()
 
 
 def test_nothing_was_fetched_and_nothing_failed(seen):

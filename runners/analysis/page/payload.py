@@ -57,7 +57,7 @@ def payload(exps: list[Experiment], frames: dict[str, pd.DataFrame], cols: dict[
     """Everything the page's script draws, as JSON-ready data. `frames` and `cols`: each experiment's summary frame
     and columns (runners.analysis.tables.summarize), by experiment id."""
     shown = [e for e in exps if e.id in frames]
-    labels = list(dict.fromkeys(label for e in shown for label in e.rows))
+    labels = list(dict.fromkeys(label for e in shown for label in [*e.rows, *e.choices]))  # each its own style
     shared: dict[str, dict[str, int]] = {k: {} for k in SHARED}
     runs: dict[str, dict] = {}
     for e in shown:

@@ -219,7 +219,8 @@ performance.mark("page-script");  // plotly.js has been read and run: what follo
   // ---- start -------------------------------------------------------------------------------------------------
   if (DATA.families.length) DATA.families.forEach(drawFamily);
   else $("families").textContent = "No experiments of this folder differ only in their budget.";
-  show(0).then(() => {  // the table, the filters and the chosen experiment's plots are ready
+  if (!EXPS.length) $("plots").hidden = true;  // only searches that have not reached their reported runs yet
+  (EXPS.length ? show(0) : Promise.resolve()).then(() => {  // the table and the chosen experiment's plots are ready
     document.body.dataset.ready = "true";
     performance.mark("page-ready");
   });
