@@ -27,16 +27,14 @@ FRONT_COLOUR = "#000000"
 # Not a column of the markdown table (which keeps its columns): the training FLOPs, for the trade-off plot
 FLOPS = "train FLOPs"
 FLOPS_COLUMN = Column(lambda r: r.measurements.flops if r.measurements else None, "↓", "{:.3g}", positive=True)
-# The details of a run that its table row does not show; the predictions and the curve are left out (the largest
-# parts of a record, and drawn or tested elsewhere)
-SHARED = ("model", "data", "versions", "method", "git", "device")  # repeated across runs: stored once each
+SHARED = ("model", "data", "versions", "method", "git", "device")  # the parts of a run's details many runs share
 
 
 def plottable(cols: dict[str, Column]) -> dict[str, Column]:
-    """The columns a trade-off plot may put on an axis: every metric but the checkpoints', and the FLOPs."""
-    picked = {name: col for name, col in cols.items() if "@" not in name}
-    at = list(picked).index("train time (s)") + 1 if "train time (s)" in picked else len(picked)
-    items = list(picked.items())
+    """The columns a trade-off plot may put on an axis: every metric but the checkpoints' (`val acc @1/4`...), and
+    the FLOPs after the training time."""
+    items = [(name, col) for name, col in cols.items() if "@" not in name]
+    at = next((i + 1 for i, (name, _) in enumerate(items) if name == "train time (s)"), len(items))
     return dict([*items[:at], (FLOPS, FLOPS_COLUMN), *items[at:]])
 
 
@@ -150,7 +148,8 @@ def family_plots(exps: list[Experiment], frames: dict[str, pd.DataFrame]) -> lis
 
 
 def details(r: Record, shared: dict[str, dict[str, int]]) -> dict:
-    """A run's record less its predictions and curve; the parts many runs share are stored once, by index."""
+    """A run's record less its predictions and curve (its largest parts, drawn or tested elsewhere); the parts many
+    runs share are stored once, by index."""
     d = r.model_dump(mode="json", exclude={"predictions", "curve", "schema_"})
     d["label"], d["checkpoints"] = row_label(r), len(r.curve)
     for key in SHARED:
