@@ -48,7 +48,7 @@ class Adalora(Lora):
         p = self.params
         return AdaLoraConfig(
             init_r=p.init_r, target_r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout,
-            target_modules=list(p.targets), fan_in_fan_out=True, orth_reg_weight=p.orth_reg_weight,
+            target_modules=self.target_modules(), fan_in_fan_out=self.arch.conv1d, orth_reg_weight=p.orth_reg_weight,
             total_step=TICKS, tinit=round(p.tinit * TICKS), tfinal=round(p.tfinal * TICKS), deltaT=1,
         )
 

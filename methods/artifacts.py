@@ -45,7 +45,7 @@ def load_trained(method: Method, folder: Path, ctx: ModelContext) -> nn.Module:
         from transformers import AutoModelForSequenceClassification
 
         return AutoModelForSequenceClassification.from_pretrained(
-            folder, dtype=torch.float32, attn_implementation=ctx.attention).to(ctx.device)
+            folder, dtype=torch.float32, attn_implementation=ctx.attention_in_use()).to(ctx.device)
     model = method.load_model(ctx)
     tensors = load_file(str(folder / TENSORS), device=str(ctx.device))
     unknown = set(tensors) - set(model.state_dict())

@@ -2,13 +2,19 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from methods.architecture import activation_of
+
 if TYPE_CHECKING:  # torch is imported where a model is built: the registry (`--list`, `--help`) loads without it
     import torch
     from torch import nn
+
+    from methods.architecture import Architecture
 
 
 def hp(default: Any, help: str) -> Any:
@@ -64,30 +70,46 @@ class ModelContext:
 
         return getattr(torch, self.compute_dtype)
 
+    @functools.cached_property
+    def config(self):
+        """The model's config (transformers' AutoConfig), read once."""
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(self.path)
+
     def load_kwargs(self) -> dict[str, Any]:
         """`from_pretrained`'s arguments every method's model loads with: fp32 weights, a fresh head, the attention
         and activation kernels the loop's speed-ups choose."""
         import torch
 
         return dict(num_labels=self.num_labels, pad_token_id=self.pad_token_id, dtype=torch.float32,
-                    use_safetensors=self.use_safetensors, attn_implementation=self.attention, **self.activation())
+                    use_safetensors=self.use_safetensors, attn_implementation=self.attention_in_use(),
+                    **self.activation())
+
+    def attention_in_use(self) -> str:
+        """`attention`, or "eager" where the model's attention has no sdpa path in transformers (DeBERTa's)."""
+        from methods.architecture import sdpa_supported
+
+        return self.attention if self.attention != "sdpa" or sdpa_supported(self.config) else "eager"
 
     def activation(self) -> dict[str, str]:
-        """The config override for GPT-2's `gelu_new` (tanh-approximated GELU as a Python chain of mul, pow, tanh
-        and add, every intermediate kept for backward): PyTorch's fused kernel of the same formula,
-        `gelu_pytorch_tanh`, when the fused_gelu speed-up is on. Other activations are left as they are."""
-        from transformers import AutoConfig
+        """The config override that swaps the model's activation for a fused kernel of the same formula, when the
+        fused_gelu speed-up is on: GPT-2's `gelu_new` (tanh-approximated GELU as a Python chain of mul, pow, tanh
+        and add, every intermediate kept for backward) becomes PyTorch's `gelu_pytorch_tanh`. Other activations
+        (SiLU, exact GELU...) are left as they are: `activation_in_use` says which ran."""
+        key, current = activation_of(self.config)
+        return {key: FUSED_ACTIVATIONS[current]} if self.fused_gelu and current in FUSED_ACTIVATIONS else {}
 
-        if not self.fused_gelu:
-            return {}
-        current = getattr(AutoConfig.from_pretrained(self.path), "activation_function", None)
-        return {"activation_function": FUSED_ACTIVATIONS[current]} if current in FUSED_ACTIVATIONS else {}
+    def activation_in_use(self) -> str | None:
+        """The activation the run's model computes with, as the record names it: `gelu_new -> gelu_pytorch_tanh
+        (fused_gelu)`, or the model's own (`silu`)."""
+        key, current = activation_of(self.config)
+        swapped = self.activation()
+        return f"{current} -> {swapped[key]} (fused_gelu)" if swapped else current
 
 
 # An activation -> the fused kernel of the same formula (measured on the same loss to ~6 digits: tests/test_gelu.py).
 FUSED_ACTIVATIONS = {"gelu_new": "gelu_pytorch_tanh"}
-
-
 @dataclass(frozen=True)
 class Progress:
     """Where training stands, passed to per-step hooks. `fraction` is the share of the budget spent."""
@@ -99,10 +121,11 @@ class Progress:
 
 
 class Method(ABC):
-    """A way of fine-tuning GPT-2 for sequence classification.
+    """A way of fine-tuning a pretrained model (GPT-2 by default) for sequence classification.
 
-    The runner calls, in this order: `build` (which calls `load_model`, then enables gradient checkpointing if
-    asked, then `adapt`), `param_groups` and `make_optimizer` once, and `on_step` after every optimizer step; it
+    Before anything loads, the runner asks `applies_to` with the model's architecture (methods.architecture). It then
+    calls, in this order: `build` (which calls `load_model`, sets `arch`, enables gradient checkpointing if asked,
+    then calls `adapt`), `param_groups` and `make_optimizer` once, and `on_step` after every optimizer step; it
     reads `padding_side` and `wants_example_ids`. What it must know about the method's weights, to count them, to
     size memory and to count FLOPs, it asks through the accounting hooks below (`stored_values_per_element`,
     `weight_kind`, `optimizer_state_bytes`, `unseen_forward_flops`), whose defaults fit an fp32 model trained with
@@ -115,14 +138,34 @@ class Method(ABC):
     summary: ClassVar[str] = ""  # one line for `--list` and the README
     Params: ClassVar[type[HParams]] = HParams
     padding_side: ClassVar[str] = "right"  # "left" for methods whose last position must be a real token
-    # Substrings of the names of the parameters this method trains; every other parameter stays frozen.
-    # The contract test holds each method to it.
+    # Substrings of the names of the parameters this method trains, on any architecture; every other parameter stays
+    # frozen. A method whose choice depends on the architecture (the head's name, the top blocks) says so in `trains`
+    # instead. The contract test holds each method to it.
     trainable: ClassVar[tuple[str, ...]] = ()
     # Distributions, beyond the runner's own, whose versions every record notes (peft for the peft methods).
     packages: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: HParams | None = None) -> None:
         self.params = params if params is not None else self.Params()
+        self.arch: Architecture | None = None  # the loaded model's (methods.architecture), set by `build`
+
+    def applies_to(self, arch: Architecture) -> str | None:
+        """Why this method, with its parameters, cannot work on `arch` (one line), or None where it can. Asked before
+        anything loads (from the model's config alone), so that a combination that cannot work is refused up front.
+        Default: gradient checkpointing needs the model to support it."""
+        if self.params.gradient_checkpointing and not arch.gradient_checkpointing:
+            return f"{arch.model_type} does not support gradient checkpointing (gradient_checkpointing=true)"
+        return None
+
+    def trains(self) -> tuple[str, ...]:
+        """Substrings of the names of the parameters this method trains on the model's architecture (`self.arch`).
+        Default: `trainable`."""
+        return self.trainable
+
+    def modules(self) -> dict[str, list[str]]:
+        """The modules the method adapted, by what it did to them (`adapted`, `trained`, `rescaled`...), named within
+        a block as the record shows them (`attn.c_attn`). Default: none named (full fine-tuning trains everything)."""
+        return {}
 
     def load_model(self, ctx: ModelContext) -> nn.Module:
         """Load the pretrained body with a fresh classification head, in fp32, on `ctx.device`."""
@@ -136,7 +179,12 @@ class Method(ABC):
         """Freeze, unfreeze or wrap the loaded model; return the module to train."""
 
     def build(self, ctx: ModelContext) -> nn.Module:
+        from methods.architecture import ArchitectureError, describe, describe_config
+
+        if why := self.applies_to(describe_config(ctx.path, ctx.num_labels)):  # as the runner refuses it up front
+            raise ArchitectureError(f"{self.name} cannot run here: {why}")
         model = self.load_model(ctx)
+        self.arch = describe(model)
         if self.params.gradient_checkpointing:
             # use_reentrant=False works with frozen inputs (no enable_input_require_grads needed) and is torch's
             # recommended variant; passing it explicitly also silences the deprecation warning.
@@ -246,18 +294,24 @@ def default_optimizer(groups, lr: float, fused: bool = False) -> torch.optim.Opt
 def positions_follow_mask(model: nn.Module) -> None:
     """Number positions over real tokens only, so that left padding (or virtual tokens) shifts nothing.
 
-    GPT-2 numbers positions 0..L-1 whatever the attention mask says, and peft drops `position_ids` for prompt
-    learning, so a hook on the transformer body fills them in from the mask (which peft extends over virtual tokens).
+    GPT-2 (and BERT, Llama...) number positions 0..L-1 whatever the attention mask says, and peft drops
+    `position_ids` for prompt learning, so a hook on the transformer body fills them in from the mask (which peft
+    extends over virtual tokens). RoBERTa-style embeddings count from `padding_idx + 1` (their own numbering follows
+    the pad too, from the input ids): the hook starts there.
     """
     body = model.get_base_model() if hasattr(model, "get_base_model") else model
-    body = body.base_model  # transformers: the backbone under the task head (GPT2Model)
+    body = body.base_model  # transformers: the backbone under the task head (GPT2Model, LlamaModel, BertModel...)
+    if "position_ids" not in inspect.signature(body.forward).parameters:
+        return
+    padding_idx = getattr(getattr(body, "embeddings", None), "padding_idx", None)
+    start = 0 if padding_idx is None else padding_idx + 1
 
     def fill(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         mask = kwargs.get("attention_mask")
         if kwargs.get("position_ids") is None and mask is not None and mask.dim() == 2:
             inputs = args[0] if args and args[0] is not None else kwargs.get("input_ids")
             width = (inputs if inputs is not None else kwargs["inputs_embeds"]).shape[1]
-            kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)[:, -width:]
+            kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)[:, -width:] + start
         return args, kwargs
 
     body.register_forward_pre_hook(fill, with_kwargs=True)

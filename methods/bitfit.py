@@ -1,4 +1,4 @@
-"""BitFit (Ben Zaken et al. 2021): only the bias terms of GPT-2, and the new head, train."""
+"""BitFit (Ben Zaken et al. 2021): only the bias terms of the body, and the new head, train."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,6 +9,8 @@ from methods.registry import register
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from methods.architecture import Architecture
 
 
 @dataclass
@@ -21,7 +23,17 @@ class BitfitParams(HParams):
 class Bitfit(Method):
     summary = "BitFit: only bias terms (and the head) train"
     Params = BitfitParams
-    trainable = (".bias", "score.")  # every bias: attention, MLP and LayerNorm
+
+    def trains(self) -> tuple[str, ...]:
+        return (".bias", *(f"{h}." for h in self.arch.head))  # every bias: attention, MLP and norms
+
+    def applies_to(self, arch: Architecture) -> str | None:
+        if not arch.biases:
+            return f"{arch.model_type} has no bias terms in its body: BitFit would train the head alone (use head)"
+        return super().applies_to(arch)
+
+    def modules(self) -> dict[str, list[str]]:
+        return {"trained": ["every bias", *self.arch.head]}
 
     def adapt(self, model: nn.Module) -> nn.Module:
-        return freeze_all_but(model, *self.trainable)
+        return freeze_all_but(model, *self.trains())

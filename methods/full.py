@@ -1,4 +1,4 @@
-"""Full fine-tuning: every weight of GPT-2 and the new head trains."""
+"""Full fine-tuning: every weight of the model and the new head trains."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,11 +1,12 @@
 """IA³ (Liu et al. 2022): learned vectors rescale the attention's keys and values and the MLP's inner
-activations; the weights stay frozen (peft `IA3Config`)."""
+activations (by role, for any architecture: methods.architecture); the weights stay frozen (peft `IA3Config`).
+Where keys and values come out of one fused projection (GPT-2's c_attn), its whole output is rescaled."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from methods.base import HParams, hp
-from methods.peft_base import PeftMethod
+from methods.peft_base import TARGETS_HELP, PeftMethod, check_roles
 from methods.registry import register
 
 
@@ -13,13 +14,20 @@ from methods.registry import register
 class Ia3Params(HParams):
     lr: float = hp(3e-3, "peak learning rate; scaling vectors start at one and want a large one")
     lr_range: tuple[float, ...] | None = hp((3e-4, 3e-2), "scaling vectors near one: above LoRA's range")
-    targets: tuple[str, ...] = hp(("c_attn", "mlp.c_proj"), "modules whose activations are rescaled (+ joins)")
-    feedforward: tuple[str, ...] = hp(("mlp.c_proj",), "targets whose input, not output, is rescaled (+ joins)")
+    roles: tuple[str, ...] = hp(("kv", "mlp_out"), "roles whose activations are rescaled, joined by + (the paper's: "
+                                                   "keys, values, the MLP's inner activations)")
+    feedforward_roles: tuple[str, ...] = hp(("mlp_out",), "roles among `roles` whose input, not output, is rescaled")
+    targets: tuple[str, ...] = hp((), TARGETS_HELP)
+    feedforward: tuple[str, ...] = hp((), "with targets=: the targets whose input, not output, is rescaled (+ joins)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not set(self.feedforward) <= set(self.targets):
+        check_roles(self.roles, self.targets)
+        if self.targets and not set(self.feedforward) <= set(self.targets):
             raise ValueError(f"feedforward {list(self.feedforward)} must be among targets {list(self.targets)}")
+        if not self.targets and not set(self.feedforward_roles) <= set(self.roles):
+            raise ValueError(f"feedforward_roles {list(self.feedforward_roles)} must be among roles "
+                             f"{list(self.roles)}")
 
 
 @register("ia3")
@@ -31,5 +39,7 @@ class Ia3(PeftMethod):
     def peft_config(self):
         from peft import IA3Config
 
-        return IA3Config(target_modules=list(self.params.targets), feedforward_modules=list(self.params.feedforward),
-                         fan_in_fan_out=True)  # GPT-2's Conv1D
+        p = self.params
+        feedforward = list(p.feedforward) if p.targets else self.arch.modules(p.feedforward_roles)
+        return IA3Config(target_modules=self.target_modules(), feedforward_modules=feedforward,
+                         fan_in_fan_out=self.arch.conv1d)  # GPT-2's Conv1D stores weights as (in, out)

@@ -1,15 +1,19 @@
-"""Partial fine-tune: the top `layers` transformer blocks, the final LayerNorm and the head train; the embeddings
-and lower blocks stay frozen, so backward stops early and their optimizer state is never allocated."""
+"""Partial fine-tune: the top `layers` blocks, what sits above them in the body (the final norm; BERT's pooler) and
+the head train; the embeddings and lower blocks stay frozen, so backward stops early and their optimizer state is
+never allocated."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from methods.architecture import ArchitectureError
 from methods.base import HParams, Method, freeze_all_but, hp
 from methods.registry import register
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from methods.architecture import Architecture
 
 
 @dataclass
@@ -26,13 +30,26 @@ class LastKParams(HParams):
 
 @register("lastk")
 class LastK(Method):
-    summary = "Partial fine-tune: the top k blocks, final LayerNorm and head train"
+    summary = "Partial fine-tune: the top k blocks, the final norm and the head train"
     Params = LastKParams
-    trainable = ("ln_f.", "score.")  # adapt adds the top blocks once the depth is known
+
+    def applies_to(self, arch: Architecture) -> str | None:
+        if self.params.layers > arch.depth:
+            return f"lastk:layers={self.params.layers} but {arch.model_type} here has only {arch.depth} blocks"
+        return super().applies_to(arch)
+
+    def trains(self) -> tuple[str, ...]:
+        return tuple(f"{name}." for name in self._trained())
+
+    def modules(self) -> dict[str, list[str]]:
+        return {"trained": self._trained()}
+
+    def _trained(self) -> list[str]:
+        try:
+            blocks = self.arch.top_blocks(self.params.layers)
+        except ArchitectureError as e:
+            raise ValueError(f"lastk:layers={self.params.layers}: {e}") from None
+        return [*blocks, *self.arch.top, *self.arch.head]
 
     def adapt(self, model: nn.Module) -> nn.Module:
-        depth = model.config.n_layer
-        if self.params.layers > depth:
-            raise ValueError(f"lastk:layers={self.params.layers} but the model has only {depth} blocks")
-        self.trainable = (*type(self).trainable, *(f".h.{i}." for i in range(depth - self.params.layers, depth)))
-        return freeze_all_but(model, *self.trainable)
+        return freeze_all_but(model, *self.trains())

@@ -1,4 +1,5 @@
-"""LN tuning (Qi et al. 2022): only the LayerNorm scales and shifts train, with the head (peft `LNTuningConfig`)."""
+"""LN tuning (Qi et al. 2022): only the norms' scales and shifts train (LayerNorm, RMSNorm: every norm of the body,
+methods.architecture), with the head (peft `LNTuningConfig`)."""
 from __future__ import annotations
 
 import warnings
@@ -17,24 +18,26 @@ if TYPE_CHECKING:
 class LnTuningParams(HParams):
     lr: float = hp(1e-3, "peak learning rate; a few thousand LayerNorm weights want a large one")
     lr_range: tuple[float, ...] | None = hp((1e-4, 3e-2), "LayerNorm gains and biases alone: LoRA's range and above")
-    targets: tuple[str, ...] = hp(("ln_1", "ln_2", "ln_f"), "LayerNorms to tune, joined by + on the CLI")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.targets:
-            raise ValueError("targets must name at least one LayerNorm")
+    targets: tuple[str, ...] = hp((), "norms to tune instead of every norm of the body, joined by + (e.g. ln_1+ln_f), "
+                                      "as peft matches them")
 
 
 @register("lntuning")
 class LnTuning(PeftMethod):
-    summary = "LN tuning: only LayerNorm weights and biases (and the head) train (peft)"
+    summary = "LN tuning: only the norms' weights and biases (and the head) train (peft)"
     Params = LnTuningParams
     trainable = ("ln_tuning_layers", "modules_to_save")  # peft's trainable copies of the norms, and of the head
 
     def peft_config(self):
         from peft import LNTuningConfig
 
-        return LNTuningConfig(target_modules=list(self.params.targets))
+        return LNTuningConfig(target_modules=self.norms())
+
+    def norms(self) -> list[str]:
+        return list(self.params.targets) or list(self.arch.norms)
+
+    def modules(self) -> dict[str, list[str]]:
+        return {"tuned": self.arch.relative(self.norms())}
 
     def adapt(self, model: nn.Module) -> nn.Module:
         with warnings.catch_warnings():  # peft's generic layer check calls LayerNorm "unsupported"; LN tuning is for it

@@ -1,4 +1,5 @@
-"""LoRA (Hu et al. 2021) through peft: low-rank adapters on GPT-2's attention and MLP projections."""
+"""LoRA (Hu et al. 2021) through peft: low-rank adapters on the attention and MLP projections (by role, for any
+architecture: methods.architecture)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,5 +28,5 @@ class Lora(PeftMethod):
         from peft import LoraConfig
 
         p = self.params
-        return LoraConfig(r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout, target_modules=list(p.targets),
-                          fan_in_fan_out=True)  # GPT-2's projections are Conv1D, storing weights as (in, out)
+        return LoraConfig(r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout, target_modules=self.target_modules(),
+                          fan_in_fan_out=self.arch.conv1d)  # GPT-2's Conv1D stores weights as (in, out)

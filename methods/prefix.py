@@ -1,5 +1,6 @@
 """Prefix tuning (Li & Liang 2021): trained key/value vectors for virtual tokens in every layer's attention
-(peft `PrefixTuningConfig`, fed to GPT-2 as a key/value cache)."""
+(peft `PrefixTuningConfig`, fed to the model as a key/value cache: a model whose forward takes none, such as
+ModernBERT or DeBERTa, is refused before anything loads)."""
 from __future__ import annotations
 
 import inspect
@@ -12,6 +13,8 @@ from methods.virtual_tokens import VirtualTokenMethod, VirtualTokenParams
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from methods.architecture import Architecture
 
 
 @dataclass
@@ -32,6 +35,12 @@ class PrefixTuning(VirtualTokenMethod):
     summary = "Prefix tuning: trained keys and values for virtual tokens in every layer (peft)"
     Params = PrefixParams
 
+    def applies_to(self, arch: Architecture) -> str | None:
+        if not arch.takes_cache:
+            return (f"{arch.model_type}'s forward takes no key/value cache, which is how peft feeds the prefixes "
+                    f"(prompt or ptuning put virtual tokens in the input instead)")
+        return super().applies_to(arch)
+
     def peft_config(self):
         from peft import PrefixTuningConfig
 
@@ -39,13 +48,21 @@ class PrefixTuning(VirtualTokenMethod):
 
     def adapt(self, model: nn.Module) -> nn.Module:
         model = super().adapt(model)
-        accept_past_key_values(model.base_model)
+        _accept(model)
         return model
 
     def load_saved(self, folder, ctx) -> nn.Module:
         model = super().load_saved(folder, ctx)
-        accept_past_key_values(model.base_model)
+        _accept(model)
         return model
+
+
+def _accept(model: nn.Module) -> None:
+    """The classifier's forward takes the prefixes as `past_key_values`; where it takes no cache at all (BERT's,
+    RoBERTa's), peft calls its body itself, whose forward then takes them."""
+    classifier = model.base_model
+    takes = inspect.signature(classifier.forward).parameters
+    accept_past_key_values(classifier if "cache" in takes or "past_key_values" in takes else classifier.base_model)
 
 
 def accept_past_key_values(model: nn.Module) -> None:

@@ -29,8 +29,12 @@ class Qlora(FourBitBase, Lora):  # LoRA with its own load_model; FourBitBase cou
         from peft import prepare_model_for_kbit_training
         from transformers import AutoModelForSequenceClassification, BitsAndBytesConfig
 
+        from methods.architecture import describe_config
+
         quant = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4",
+            # the new head stays in fp32 and trains (`nn.Linear` bodies as GPT-2's Conv1D are quantized)
+            llm_int8_skip_modules=list(describe_config(ctx.path, ctx.num_labels).head),
             # the dequantized matmuls in the loop's precision: bf16 where it autocasts (CUDA, a CPU with native bf16)
             bnb_4bit_use_double_quant=self.params.double_quant, bnb_4bit_compute_dtype=ctx.dtype,
         )

@@ -28,5 +28,5 @@ class Vera(PeftMethod):
         from peft import VeraConfig
 
         p = self.params
-        return VeraConfig(r=p.r, vera_dropout=p.dropout, target_modules=list(p.targets), fan_in_fan_out=True,
-                          save_projection=True)
+        return VeraConfig(r=p.r, vera_dropout=p.dropout, target_modules=self.target_modules(),
+                          fan_in_fan_out=self.arch.conv1d, save_projection=True)

@@ -1,9 +1,10 @@
 """What prompt tuning, P-tuning and prefix tuning share: trained virtual tokens in front of the input.
 
-GPT-2 classifies from the last real token. peft feeds prompt-tuned inputs as embeddings, so the model cannot find
-the last non-pad token and takes the last position: with right padding that would be a pad. These methods pad on
-the left, and `Method.build` gives every model positions counted over real tokens only, so the amount of padding
-does not change a prediction (the contract test checks this for every method).
+A decoder (GPT-2, Llama...) classifies from the last real token. peft feeds prompt-tuned inputs as embeddings, so
+the model cannot find the last non-pad token and takes the last position: with right padding that would be a pad.
+On a decoder these methods pad on the left, and `Method.build` gives every model positions counted over real tokens
+only, so the amount of padding does not change a prediction (the contract test checks this for every method and
+architecture). An encoder scores its first position, a virtual token here, and pads on the right as usual.
 """
 from __future__ import annotations
 
@@ -30,7 +31,10 @@ class VirtualTokenMethod(PeftMethod):
     """Base for peft's prompt-learning methods; a subclass only says which peft config to use."""
 
     Params = VirtualTokenParams
-    padding_side = "left"
+
+    @property
+    def padding_side(self) -> str:  # a decoder scores the last position: padding goes left; an encoder the first
+        return "right" if self.arch is not None and self.arch.kind == "encoder" else "left"
     trainable = ("prompt_encoder", "modules_to_save")  # the virtual tokens (and their encoder), and the head
     mergeable = False  # the virtual tokens are extra positions in every request: no weight to fold them into
 

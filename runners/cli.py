@@ -23,25 +23,58 @@ if TYPE_CHECKING:
     from runners.planning.plan import Entry
 
 
-def list_methods(markdown: bool = False) -> str:
-    """Every registered method with its summary and default hyperparameters, as text or a markdown table."""
+def list_methods(markdown: bool = False, model: str | None = None) -> str:
+    """Every registered method with its summary and default hyperparameters, as text or a markdown table; with
+    `model` (`--list --model X`), whether each applies to X's architecture, the modules it would adapt there, or why
+    it is refused (from X's config alone: nothing loads)."""
+    arch = _architecture(model) if model else None
     rows = []
     for name, cls in registered().items():
-        defaults = " ".join(f"{k}={_spec_value(v)}" for k, v in cls().describe().items())
-        rows.append((name, cls.summary, defaults))
+        method = cls()
+        defaults = " ".join(f"{k}={_spec_value(v)}" for k, v in method.describe().items())
+        rows.append((name, cls.summary, defaults, _on(method, arch) if arch else None))
     if markdown:
         from tabulate import tabulate
 
-        return tabulate([(f"`{n}`", s, f"`{d}`") for n, s, d in rows], headers=["method", "what trains", "defaults"],
-                        tablefmt="github")
+        on = [f"on {model}"] if arch else []
+        return tabulate([(f"`{n}`", s, f"`{d}`", *([o] if arch else [])) for n, s, d, o in rows],
+                        headers=["method", "what trains", "defaults", *on], tablefmt="github")
     from baselines import registered as baselines
 
-    refs = [(name, cls.summary, " ".join(f"{k}={v}" for k, v in cls().describe().items()))
+    refs = [(name, cls.summary, " ".join(f"{k}={v}" for k, v in cls().describe().items()), None)
             for name, cls in baselines().items()]
-    w = max(len(n) for n, _, _ in rows + refs) + 1
-    text = "\n".join(f"{n:<{w}} {s}\n{'':<{w}} defaults: {d}" for n, s, d in rows)
+    w = max(len(n) for n, *_ in rows + refs) + 1
+    text = "\n".join(f"{n:<{w}} {s}\n{'':<{w}} defaults: {d}" + (f"\n{'':<{w}} on {model}: {o}" if o else "")
+                     for n, s, d, o in rows)
+    if arch:
+        refused = sum(o.startswith("refused") for *_, o in rows)
+        a = arch.summary()
+        text = (f"On {model}: a {a['model_type']} {a['kind']} ({a['blocks']}; scores {a['scores']} with "
+                f"{'+'.join(a['head'])}): {len(rows) - refused} methods apply, {refused} refused\n\n" + text)
     return text + "\n\nClassical baselines (--baselines), trained to convergence as reference rows:\n" + "\n".join(
-        f"{n:<{w}} {s}\n{'':<{w}} defaults: {d}" for n, s, d in refs)
+        f"{n:<{w}} {s}\n{'':<{w}} defaults: {d}" for n, s, d, _ in refs)
+
+
+def _architecture(model: str):
+    """The architecture of `--model` from its config alone (a local folder, or the hub's config.json)."""
+    from methods.architecture import ArchitectureError, describe_config
+
+    if not Path(model).expanduser().is_dir() and (model.startswith((".", "/", "~")) or model.count("/") > 1):
+        raise UserError(f"--model {model}: no such folder")
+    try:
+        return describe_config(model)
+    except (OSError, ValueError, KeyError, ArchitectureError) as e:
+        raise UserError(f"--model {model}: cannot read its architecture ({type(e).__name__}: "
+                        f"{' '.join(str(e).split())[:200]})") from None
+
+
+def _on(method, arch) -> str:
+    """`adapts attn.c_attn, ...`, or `refused: why`, for a method (with its defaults) on `arch`."""
+    if why := method.applies_to(arch):
+        return f"refused: {why}"
+    method.arch = arch
+    modules = method.modules()
+    return "; ".join(f"{what} {', '.join(names)}" for what, names in modules.items()) or "trains every weight"
 
 
 def _spec_value(value: object) -> str:

@@ -39,6 +39,7 @@ from runners.measure import environment as env
 from runners.planning import estimate
 from runners.planning import search as tune
 from runners.planning.plan import Entry, common_job, make_plan
+from runners.planning.refusals import refusals, refuse
 from runners.settings.budget import Budget, parse_budgets
 from runners.settings.config import RunConfig
 from runners.settings.search import EXTEND_LIMIT
@@ -91,8 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def compare(args: argparse.Namespace, command: str) -> int:
     """Check every input, resolve the model and data once, plan the runs, execute them, write the tables."""
-    if args.list:
-        print(list_methods(args.markdown))
+    if args.list:  # with --model: which methods apply to its architecture (its config only: nothing loads)
+        print(list_methods(args.markdown, args.model if getattr(args, "model_given", False) else None))
         return 0
     warn_if_sigint_ignored()
     entries, seeds, source, settings, budgets = check(args)
@@ -106,6 +107,7 @@ def compare(args: argparse.Namespace, command: str) -> int:
     check_writable(folder)  # before the minutes of loading, not after
     texts = any(e.stages != stages.DEFAULT for e in entries)  # a baseline reads texts, not tokens
     common, settings["max_length"] = _prepare(args, source, command, texts)
+    refused = refusals(entries, common)  # from the model's config: before any run loads it
     if args.memory_cap and device.type != "cuda":
         print("note: --memory-cap is not enforced on the CPU; runs use the memory they need", file=sys.stderr)
     not_ok, stopped, experiment_ids, runs, clock = [], None, [], [], None
@@ -116,8 +118,11 @@ def compare(args: argparse.Namespace, command: str) -> int:
             for budget in budgets:  # the whole comparison, tuning included, at each budget
                 if len(budgets) > 1:
                     print(f"\n== budget {budget} ==")
-                ids, failed = _compare_at(args, entries, seeds, {**settings, "budget": budget}, common, folder,
-                                          device, executor, runs, clock)
+                refuse(refused, [e for e in entries if e.label in refused], seeds, {**settings, "budget": budget},
+                       common, folder)
+                ids, failed = _compare_at(args, [e for e in entries if e.label not in refused], seeds,
+                                          {**settings, "budget": budget}, common, folder, device, executor, runs,
+                                          clock)
                 experiment_ids += ids
                 not_ok += failed
     except Stopped as e:  # the runs are recorded `cancelled`; the finished ones still make their tables
@@ -206,7 +211,7 @@ def _prepare(args: argparse.Namespace, source, command: str, texts: bool) -> tup
     """Resolve the model, load and split the data, tokenize it once into the cache: what every job shares, and the
     max_length fitted to the model's positions. `texts`: also keep the raw texts, for runs that read them."""
     from runners.data.batches import tokenize_cached
-    from runners.data.models import load_tokenizer, resolve_model
+    from runners.data.models import load_tokenizer, pad_identity, resolve_model
     from runners.data.splits import load_splits, save_texts
 
     label_names = tuple(n.strip() for n in args.label_names.split(",")) if args.label_names else None
@@ -218,6 +223,7 @@ def _prepare(args: argparse.Namespace, source, command: str, texts: bool) -> tup
         print(f"warning: {len(splits.train)} training rows are fewer than one batch of {args.batch_size}: "
               f"every step sees the whole training set", file=sys.stderr)
     tokenizer = load_tokenizer(model["path"])
+    model["pad_token"] = pad_identity(tokenizer)  # the same for every method
     cache = _cache_dir(args)
     key = {"model": model["weights_sha256"], "tokenizer": model["files_sha256"],
            "data": splits.identity["content_sha256"]}
@@ -263,6 +269,7 @@ VALUE_FLAGS = {"--seeds", "--target-accuracy", "--workers", *value_flags()}
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(dash_values(argv, VALUE_FLAGS))
+    args.model_given = any(a == "--model" or a.startswith("--model=") for a in argv)
     command = "python -m runners.compare " + shlex.join(argv)
     try:
         with stop_on_signals():  # SIGTERM too stops the current run cleanly, and the tables are still written

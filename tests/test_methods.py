@@ -55,9 +55,14 @@ def test_lastk_trains_the_top_blocks_only(tiny_model_dir):
         build("lastk", tiny_model_dir, layers=3)
 
 
-def test_virtual_token_methods_pad_on_the_left():
-    assert {n for n, cls in methods.registered().items() if cls.padding_side == "left"} == {
+def test_virtual_token_methods_pad_on_the_left_of_a_decoder_and_the_right_of_an_encoder():
+    from methods.architecture import Architecture
+
+    assert {n for n, cls in methods.registered().items() if cls().padding_side == "left"} == {
         "prefix", "prompt", "ptuning"}
+    prompt = methods.get("prompt")()
+    prompt.arch = Architecture(model_type="bert", kind="encoder", body="bert", blocks="bert.encoder.layer", depth=2)
+    assert prompt.padding_side == "right"  # an encoder scores its first position, a virtual token: pads go right
 
 
 def test_prefix_reaches_attention_on_the_installed_transformers(tiny_model_dir, recwarn):

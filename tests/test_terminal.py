@@ -17,7 +17,9 @@ def test_compare_prints_the_verdict_a_table_that_fits_and_where_the_files_are(ti
     assert compare.main(argv) == 0
     out = capsys.readouterr().out
     tail = out[out.index("\nExperiment ") + 1:].splitlines()
-    assert max(map(len, tail)) <= terminal.WIDTH, max(tail, key=len)
+    # every line fits, but the one naming the tables' folder: a path is as long as it is (pytest's, under xdist)
+    fitted = [line for line in tail if not line.startswith("Full tables: ")]
+    assert max(map(len, fitted)) <= terminal.WIDTH, max(fitted, key=len)
     assert tail[0].startswith("Experiment ") and tail[1].startswith("Verdict: ")
     header = next(line for line in tail if line.startswith("method "))
     for column in ("test acc [95% CI]", "peak mem (MiB)", "train time (s)"):

@@ -25,6 +25,7 @@ def header(records: list[Record]) -> str:
     baseline = next((r.metrics.majority_baseline for r in records if r.metrics), None)
     lines = [
         f"- **Model:** `{model['name']}` (a {arch.get('model_type', '?')}-architecture model: {shape}; {weights})",
+        *_architecture(records),
         f"- **Data:** {data['dataset']} from `{data['source']}`: train {rows['train']:,}, validation "
         f"{rows['validation']:,}, test {rows['test']:,} rows; max_length {cfg.max_length}",
         f"- **Classes:** {_classes(data)}",
@@ -38,6 +39,25 @@ def header(records: list[Record]) -> str:
         _commands(records),
     ]
     return "\n".join(lines)
+
+
+def _architecture(records: list[Record]) -> list[str]:
+    """The model as the runs loaded it and the modules each method resolved on it (records since schema 6)."""
+    loaded = next((r.loaded for r in reversed(records) if r.loaded), None)
+    if loaded is None:
+        return []
+    by_modules: dict[str, list[str]] = {}
+    for r in records:
+        if r.method.modules is not None:
+            what = "; ".join(f"{k} {', '.join(v)}" for k, v in r.method.modules.items()) or "every weight"
+            labels = by_modules.setdefault(what, [])
+            if row_label(r) not in labels:
+                labels.append(row_label(r))
+    return [f"- **Architecture:** {loaded['model_type']}, a {loaded['kind']} ({loaded['blocks']} blocks; it scores "
+            f"{loaded['scores']} with {'+'.join(loaded['head'])}; attention {loaded['attention']}, activation "
+            f"{loaded['activation']}, pad token id {loaded['pad_token_id']})",
+            "- **Modules** (named within a block): " + "; ".join(f"{', '.join(labels)}: {what}"
+                                                                  for what, labels in by_modules.items())]
 
 
 def _commands(records: list[Record]) -> str:

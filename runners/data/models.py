@@ -39,8 +39,7 @@ def resolve_model(name: str, allow_pickle: bool = False, revision: str | None = 
             raise UserError(f"--model {name}: no *.safetensors weights in {folder}")
         weights, safetensors = pickles, False
     config = AutoConfig.from_pretrained(folder)
-    architecture = {k: getattr(config, k) for k in ("model_type", "n_layer", "n_head", "n_embd", "vocab_size")
-                     if hasattr(config, k)}
+    architecture = shape_of(config)
     return {
         "name": name,
         "path": str(folder.resolve()),
@@ -54,13 +53,40 @@ def resolve_model(name: str, allow_pickle: bool = False, revision: str | None = 
     }
 
 
+# The shape of any config, by transformers' common names (GPT-2's n_layer, n_embd... map onto them)
+SHAPE = {"layers": "num_hidden_layers", "hidden": "hidden_size", "heads": "num_attention_heads",
+         "kv_heads": "num_key_value_heads", "intermediate": "intermediate_size", "vocab_size": "vocab_size"}
+
+
+def shape_of(config) -> dict:
+    """`model_type` and the shape a config gives: layers, hidden, heads, key-value heads where fewer than the heads
+    (grouped-query attention), intermediate size where stated, vocabulary."""
+    shape = {"model_type": config.model_type}
+    for name, attr in SHAPE.items():
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and not (name == "kv_heads" and value == shape.get("heads")):
+            shape[name] = value
+    return shape
+
+
 def load_tokenizer(path: str):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path)
-    if tokenizer.pad_token_id is None:  # GPT-2 has no pad token: pad with eos, as is standard
+    if tokenizer.pad_token_id is None:  # GPT-2 (Llama, Qwen...) has no pad token: pad with eos, as is standard
+        if tokenizer.eos_token is None:
+            raise UserError(f"the tokenizer in {path} names neither a pad nor an eos token to pad with")
         tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.pad_from = "eos"
     return tokenizer
+
+
+def pad_identity(tokenizer) -> dict:
+    """The pad token every method of a command pads with (a record's `model.pad_token`): its id, its text, and
+    whether the tokenizer names it or it is the eos token standing in."""
+    return {"id": tokenizer.pad_token_id, "token": tokenizer.pad_token,
+            "from": "eos (the tokenizer names no pad token)" if getattr(tokenizer, "pad_from", None) == "eos"
+            else "the tokenizer"}
 
 
 def _download(repo_id: str, revision: str | None, allow_pickle: bool) -> tuple[Path, str]:

@@ -48,4 +48,11 @@ def _v4_to_v5(data: dict) -> dict:
     return {**data, "schema": 5}
 
 
-MIGRATIONS = [_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5]  # MIGRATIONS[k] turns version k + 1 into k + 2
+def _v5_to_v6(data: dict) -> dict:
+    """Version 6 added the modules a method resolved on the model's architecture (`method.modules`), the model as a
+    run loaded it (`loaded`) and the `refused` status; a version-5 run was GPT-2's, with the modules its method's
+    spec named (in `method.params`), and recorded neither."""
+    return {**data, "schema": 6}
+
+
+MIGRATIONS = [_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5, _v5_to_v6]  # MIGRATIONS[k] turns version k + 1 into k + 2

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from runners.core.errors import UserError
 from runners.settings.config import RunConfig
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]  # a real number: never NaN, inf or a string
 Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)]
 Count = Annotated[int, Field(ge=0, strict=True)]
@@ -32,6 +32,7 @@ class Status(str, enum.Enum):
     DIVERGED = "diverged"  # the training loss became NaN or infinite
     FAILED = "failed"  # it raised, or its process died
     CANCELLED = "cancelled"  # stopped by Ctrl-C, SIGINT or SIGTERM
+    REFUSED = "refused"  # the method cannot work on the model's architecture: refused before anything loaded
 
 
 class _Part(BaseModel):
@@ -48,6 +49,9 @@ class MethodInfo(_Part):
     # declaration, the spec's :lr_range=, --lr-range, or the default a decade either side of the default rate)
     lr_range: tuple[Finite, Finite] | None = None
     lr_range_source: Literal["method", "spec", "--lr-range", "default"] | None = None
+    # The modules the method adapted or trained, by what it did to them ("adapted", "trained", "tuned"...), named
+    # within a block (`attn.c_attn`, `self_attn.q_proj`) as the model's architecture resolved its roles
+    modules: dict[str, list[str]] | None = None
 
 
 class Metrics(_Part):
@@ -176,6 +180,9 @@ class Record(_Part):
     measurements: Measurements | None = None
     predictions: Predictions | None = None
     device: dict[str, Any] | None = None
+    # The model as the run loaded it: its architecture (kind, blocks, what it scores, head), the attention kernel
+    # and activation it ran with, and its pad token id (methods.architecture)
+    loaded: dict[str, Any] | None = None
     serving: Serving | None = None  # the serve stage's, where it ran (not with --skip-serving, not in a search)
     cost: Cost | None = None
 

@@ -43,7 +43,10 @@ def train_stage(ctx: Context) -> dict:
     spent = result.spent
     return {
         "method": {"label": spec.label, "name": method.name, "summary": method.summary, "params": method.describe(),
+                   "modules": method.modules(),
                    **({"lr_range": searched[:2], "lr_range_source": searched[2]} if searched else {})},
+        "loaded": {**method.arch.summary(), "attention": mctx.attention_in_use(),
+                   "activation": mctx.activation_in_use(), "pad_token_id": mctx.pad_token_id},
         "curve": result.curve,
         "measurements": {
             "train_seconds": spent.seconds,
