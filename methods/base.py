@@ -163,8 +163,8 @@ class Method(ABC):
         return self.trainable
 
     def modules(self) -> dict[str, list[str]]:
-        """The modules the method adapted, by what it did to them (`adapted`, `trained`, `rescaled`...), named within
-        a block as the record shows them (`attn.c_attn`). Default: none named (full fine-tuning trains everything)."""
+        """The modules the method adapted, by what it did to them (`adapted`, `trained`, `tuned`...), named within a
+        block as the record shows them (`attn.c_attn`). Default: none named."""
         return {}
 
     def load_model(self, ctx: ModelContext) -> nn.Module:

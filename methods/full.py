@@ -24,5 +24,8 @@ class Full(Method):
     Params = FullParams
     trainable = ("",)  # every name matches: everything trains
 
+    def modules(self) -> dict[str, list[str]]:
+        return {"trained": ["every weight"]}
+
     def adapt(self, model: nn.Module) -> nn.Module:
         return model.requires_grad_(True)

@@ -37,7 +37,7 @@ class LnTuning(PeftMethod):
         return list(self.params.targets) or list(self.arch.norms)
 
     def modules(self) -> dict[str, list[str]]:
-        return {"tuned": self.arch.relative(self.norms())}
+        return {"tuned": self.arch.relative(self.norms()), "trained": list(self.arch.head)}
 
     def adapt(self, model: nn.Module) -> nn.Module:
         with warnings.catch_warnings():  # peft's generic layer check calls LayerNorm "unsupported"; LN tuning is for it

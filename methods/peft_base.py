@@ -14,6 +14,10 @@ if TYPE_CHECKING:
 
     from methods.architecture import Architecture
 
+# Modules peft adds to the model (P-tuning's prompt encoder) whose names end as a head may be named (ModernBERT's
+# `head`): peft matches `modules_to_save` by the end of a module's name, so such a head is named with a leading dot,
+# which only a name with a prefix, as every module of a peft model has, ends with.
+PEFT_OWN = ("mlp_head", "lstm_head")
 ROLES_HELP = f"roles to adapt, joined by + ({', '.join(ROLES)}; methods.architecture resolves them per model)"
 TARGETS_HELP = "module names to adapt instead of roles, joined by + (e.g. c_attn+c_fc), as peft matches them"
 
@@ -76,8 +80,8 @@ class PeftMethod(Method):
 
     def modules(self) -> dict[str, list[str]]:
         if not getattr(self.params, "roles", None) and not getattr(self.params, "targets", None):
-            return {}
-        return {"adapted": self.arch.relative(self.target_modules())}
+            return {"trained": list(self.arch.head)}
+        return {"adapted": self.arch.relative(self.target_modules()), "trained": list(self.arch.head)}
 
     def adapt(self, model: nn.Module) -> nn.Module:
         from peft import get_peft_model
@@ -86,7 +90,7 @@ class PeftMethod(Method):
         # Every method here classifies sequences: peft then also trains a copy of the new head (`modules_to_save`),
         # the head as this architecture has it (a `score`; a `classifier`; a `head` and a `classifier`...).
         config.task_type = "SEQ_CLS"
-        config.modules_to_save = list(self.arch.head)
+        config.modules_to_save = [f".{h}" if any(own.endswith(h) for own in PEFT_OWN) else h for h in self.arch.head]
         return get_peft_model(model, config)
 
     def merge(self, model: nn.Module) -> nn.Module:

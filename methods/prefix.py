@@ -41,6 +41,10 @@ class PrefixTuning(VirtualTokenMethod):
                     f"(prompt or ptuning put virtual tokens in the input instead)")
         return super().applies_to(arch)
 
+    def modules(self) -> dict[str, list[str]]:
+        return {"added": [f"keys and values of {self.params.virtual_tokens} virtual tokens in every block"],
+                "trained": list(self.arch.head)}
+
     def peft_config(self):
         from peft import PrefixTuningConfig
 

@@ -38,5 +38,9 @@ class VirtualTokenMethod(PeftMethod):
     trainable = ("prompt_encoder", "modules_to_save")  # the virtual tokens (and their encoder), and the head
     mergeable = False  # the virtual tokens are extra positions in every request: no weight to fold them into
 
+    def modules(self) -> dict[str, list[str]]:
+        return {"added": [f"{self.params.virtual_tokens} virtual tokens before the input"],
+                "trained": list(self.arch.head)}
+
     def extra_tokens(self) -> int:
         return self.params.virtual_tokens

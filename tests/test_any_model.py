@@ -50,13 +50,16 @@ def test_compare_on_any_model_runs_or_refuses_each_method_and_names_the_architec
         assert r["loaded"]["pad_token_id"] == r["model"]["pad_token"]["id"] == 50256
         assert r["model"]["pad_token"]["from"].startswith("eos")  # the tokenizer names none: the same for all
         assert r["model"]["architecture"]["kv_heads"] == 2 and r["measurements"]["flops"] > 0
-    assert recs["lora"]["method"]["modules"] == {"adapted": QWEN_ATTENTION_MLP}
-    assert recs["qlora"]["method"]["modules"] == recs["dora"]["method"]["modules"] == {"adapted": QWEN_ATTENTION_MLP}
+    lora = {"adapted": QWEN_ATTENTION_MLP, "trained": ["score"]}
+    assert recs["lora"]["method"]["modules"] == recs["qlora"]["method"]["modules"] == lora
+    assert recs["dora"]["method"]["modules"] == lora
     assert recs["head"]["method"]["modules"] == {"trained": ["score"]}
-    assert recs["full"]["method"]["modules"] == {}
+    assert recs["full"]["method"]["modules"] == {"trained": ["every weight"]}
+    assert recs["prompt"]["method"]["modules"] == {"added": ["20 virtual tokens before the input"],
+                                                   "trained": ["score"]}
     md = (results / "tweets" / "comparison.md").read_text()
     assert "- **Architecture:** qwen3, a decoder (model.layers ×2 blocks; it scores its last real token" in md
-    assert f"lora, qlora, dora: adapted {', '.join(QWEN_ATTENTION_MLP)}" in md
+    assert f"lora, qlora, dora: adapted {', '.join(QWEN_ATTENTION_MLP)}; trained score" in md
     assert "| bitfit " in md and "refused" in md  # the row says why it has no numbers
 
 
@@ -67,7 +70,7 @@ def test_list_with_a_model_says_which_methods_apply_and_what_they_adapt(tmp_path
     assert out.startswith(f"On {modernbert}: a modernbert encoder (model.layers ×2; scores its pooled first token "
                           f"with head+classifier): 14 methods apply, 2 refused")
     lines = out.splitlines()
-    assert any(line.strip() == f"on {modernbert}: adapted attn.Wqkv, attn.Wo, mlp.Wi, mlp.Wo"
+    assert any(line.strip() == f"on {modernbert}: adapted attn.Wqkv, attn.Wo, mlp.Wi, mlp.Wo; trained head, classifier"
                for line in lines[lines.index(next(x for x in lines if x.startswith("lora "))):][:4])
     assert f"on {modernbert}: refused: modernbert's forward takes no key/value cache" in out  # prefix
     assert f"on {modernbert}: refused: modernbert has no bias terms" in out  # bitfit

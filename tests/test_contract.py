@@ -50,10 +50,10 @@ def run_steps(method, model, data, steps: int, lr: float):
 @pytest.mark.parametrize("name", ALL)
 def test_declared_parameters_train_and_the_rest_stay_frozen(name, tiny_model_dir):
     method, model = build(name, tiny_model_dir)
-    assert method.trainable, f"{name} must declare which parameters it trains"
+    assert method.trains(), f"{name} must declare which parameters it trains"
     named = dict(model.named_parameters())
     trains = {n for n, p in named.items() if p.requires_grad}
-    declared = {n for n in named if any(part in n for part in method.trainable)}
+    declared = {n for n in named if any(part in n for part in method.trains())}
     assert trains == declared, f"trains but undeclared: {trains - declared}; declared but frozen: {declared - trains}"
     assert any("score" in n for n in trains), "every method must train a classification head"
 

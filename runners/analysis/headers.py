@@ -49,7 +49,7 @@ def _architecture(records: list[Record]) -> list[str]:
     by_modules: dict[str, list[str]] = {}
     for r in records:
         if r.method.modules is not None:
-            what = "; ".join(f"{k} {', '.join(v)}" for k, v in r.method.modules.items()) or "every weight"
+            what = "; ".join(f"{k} {', '.join(v)}" for k, v in r.method.modules.items()) or "none named"
             labels = by_modules.setdefault(what, [])
             if row_label(r) not in labels:
                 labels.append(row_label(r))
