@@ -2,7 +2,8 @@
 them by a scan of this folder, on first use)."""
 import logging
 
-from methods.base import HParams, Method, ModelContext, Progress, default_optimizer, freeze_all_but, hp
+from methods.base import HParams, Method, Progress, default_optimizer, freeze_all_but, hp
+from methods.context import ModelContext
 from methods.registry import METHODS, PluginError, Registry, SpecError, get, load_plugin, register, registered
 from methods.specs import MethodSpec, parse_spec, parse_specs
 

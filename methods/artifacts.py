@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from torch import nn
 
-    from methods.base import Method, ModelContext
+    from methods.base import Method
+    from methods.context import ModelContext
 
 TENSORS = "trained.safetensors"
 # Keep only the trained tensors when they are under this share of the model: the base is then the bigger part, and

@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from methods.base import ModelContext, hp
+from methods.base import hp
+from methods.context import ModelContext
 from methods.lora import Lora, LoraParams
 from methods.quantized import FourBitBase
 from methods.registry import register
