@@ -1,18 +1,18 @@
-"""`runners.bench` measures our loop and a Trainer peer side by side and writes the comparison (no timing asserted);
-our runs are the worker's, as in `runners.compare`, and the table is read from their records."""
+"""`runners.bench` measures each of our runs beside its Trainer twin and writes the comparison (no timing asserted);
+our runs are the worker's, as in `runners.compare`, and the table is read from their records and the twins'."""
 from __future__ import annotations
 
 import json
 
 import pandas as pd
 import pytest
-import torch
 
 from runners import bench, compare
 from runners.execute.serial import InProcessExecutor
-from runners.job import peers, worker
+from runners.job import twin, worker
 from runners.measure import environment as env
 from runners.measure import peaks
+from runners.measure.flops import FlopModel
 
 
 def _records(folder) -> list[dict]:
@@ -26,84 +26,67 @@ def native(request, monkeypatch) -> bool:
     return request.param
 
 
-def test_bench_writes_ours_and_the_peers_against_the_measured_peaks(native, tmp_path, tiny_model_dir, tweets_dir,
-                                                                     cache_dir, monkeypatch):
-    """Every row's MFU against the measured peak of its precision, the peers' ratios with their precision named, our
-    bf16 rows against their fp32 twins. In this process (ours and the peers), so that the faked CPU holds."""
+@pytest.fixture
+def measured_dtypes(monkeypatch) -> list:
+    """The precisions the bench asks the peak probe for (measured at small sizes, as the real probe does)."""
+    asked, real = [], peaks.measure_peaks
+    monkeypatch.setattr(bench, "measure_peaks", lambda device, dtypes, **kw: asked.append(list(dtypes)) or
+                        real(device, dtypes, sizes=(64, 128), **kw))
+    return asked
+
+
+def test_each_run_beside_its_twin_against_the_peak_of_its_precision(native, measured_dtypes, tmp_path,
+                                                                     tiny_model_dir, tweets_dir, cache_dir,
+                                                                     monkeypatch, capsys):
+    """Every row is our run and its Trainer twin, which trains the same model on the very same batches (so the FLOPs
+    our run counted are the twin's too); MFU against the measured peak of the row's precision, and only the
+    precisions the rows run in are measured: on a CPU without native bf16, fp32 alone. In this process (ours and the
+    twins), so that the faked CPU holds."""
     monkeypatch.setattr(bench, "Executor", InProcessExecutor)
-    monkeypatch.setattr(bench, "measure_peer", peers.run_peer)
-    monkeypatch.setattr(peaks, "PEAK_SIZES", {"cpu": (64, 128)})
+    monkeypatch.setattr(bench, "measure_twin", twin.run_twin)
     out = tmp_path / "bench"
-    assert bench.main(["--model", str(tiny_model_dir), "--data-dir", str(tweets_dir), "--samples", "64",
-                       "--batch-size", "16", "--methods", "full,head", "--peers", "trainer-seed,trainer-tuned",
-                       "--with-fp32", "--results", str(out)]) == 0
+    assert bench.main(["--model", str(tiny_model_dir), "--data-dir", str(tweets_dir), "--samples", "48",
+                       "--batch-size", "16", "--methods", "full,head,loraplus", "--with-fp32",
+                       "--results", str(out)]) == 0
     df = pd.read_csv(out / "tweets-cpu.csv")
-    bf16, fp32 = ("bf16", "fp32") if native else ("fp32", "fp32")
-    expected = ([("ours", "full", "bf16"), ("ours", "full [no bf16]", "fp32"), ("ours", "head", "bf16"),
-                 ("ours", "head [no bf16]", "fp32"), ("trainer-seed", "all weights (Trainer)", "fp32"),
-                 ("trainer-tuned", "all weights (Trainer)", "bf16"), ("trainer-tuned", "all weights (Trainer)", "fp32")]
-                if native else  # the CPU runs fp32 either way: no twin rows
-                [("ours", "full", "fp32"), ("ours", "head", "fp32"), ("trainer-seed", "all weights (Trainer)", "fp32"),
-                 ("trainer-tuned", "all weights (Trainer)", "fp32")])
-    assert list(zip(df.runner, df.method, df.precision)) == expected
-    assert "error" not in df and (df["samples/s"] > 0).all() and (df["peak MiB"] > 0).all()
-    assert (df["MFU %"] > 0).all() and (df["HFU %"] > 0).all()
-    head = df[df.method == "head"].iloc[0]
-    assert not head["trains all"] and df[df.runner != "ours"]["trains all"].all()
-    ratios = [c for c in df if c.startswith("× trainer")]
-    assert ratios == (["× trainer-seed (fp32)", "× trainer-tuned (bf16)", "× trainer-tuned (fp32)"] if native else
-                      ["× trainer-seed (fp32)", "× trainer-tuned (fp32)"])
-    assert df["× trainer-seed (fp32)"][df.runner == "trainer-seed"].tolist() == [1.0]
+    specs = ["full", "head", "loraplus"]
+    expected = ([(m, p) for s in specs for m, p in ((s, "bf16"), (f"{s} [no bf16]", "fp32"))] if native
+                else [(s, "fp32") for s in specs])  # the CPU runs fp32 either way: no fp32 twin rows
+    assert list(zip(df.method, df.precision)) == expected
+    assert measured_dtypes == [["bfloat16", "float32"] if native else ["float32"]]
+    assert "error" not in df and (df["samples/s"] > 0).all() and (df["twin samples/s"] > 0).all()
+    assert (df["MFU %"] > 0).all() and (df["HFU %"] > 0).all() and (df["twin MFU %"] > 0).all()
+    assert df["same batches"].all() and list(df.batch) == [16] * len(df)
+    assert df["× twin"].tolist() == pytest.approx((df["samples/s"] / df["twin samples/s"]).tolist())
+    assert df["peak × twin"].tolist() == pytest.approx((df["peak MiB"] / df["twin peak MiB"]).tolist())
+    assert df["trains all"].tolist() == [m.startswith("full") for m in df.method]
     assert ("× own fp32" in df) is native
-    if native:
-        assert df["× own fp32"].iloc[0] == df["samples/s"].iloc[0] / df["samples/s"].iloc[1]
-    assert list(df.batch) == [16] * (4 if native else 2) + [4, 32] + ([32] if native else [])
+    records = {r["run_id"]: r for r in _records(out / "records")}
+    twins = {t["run_id"]: t for t in _records(out / "records" / "twins")}
+    assert set(twins) == set(records) and len(records) == len(df)
+    for rid, t in twins.items():
+        m = records[rid]["measurements"]
+        assert records[rid]["status"] == "ok" and records[rid]["config"]["budget"] == "48samples"
+        assert (t["samples"], t["tokens"], t["steps"]) == (m["samples"], m["tokens"], m["steps"])
+        assert t["trainable_params"] == m["trainable_params"] and t["total_params"] == m["total_params"]
+        assert sum(FlopModel(**m["flop_model"]).step(b, w) for b, w in t["shapes"]) == pytest.approx(m["flops"])
+        assert t["compute_dtype"] == ("bfloat16" if native and "bf16" not in records[rid]["config"]["ablate"]
+                                      else "float32")
     md = (out / "tweets-cpu.md").read_text()
-    assert f"our loop's precision here: {bf16}" in md and "measured at the start of this run" in md
-    assert "fp32 " in md and "bf16 " in md and "GFLOP/s" in md and "6·N + 12·n_layer·d·T̄" in md
-    records = {r["config"]["method"] + str(r["config"]["ablate"]): r for r in _records(out / "records")}
-    full = records["full[]"]  # ours ran in the worker, which wrote its record
-    assert full["status"] == "ok" and full["config"]["budget"] == "64samples"
-    assert df["samples/s"].iloc[0] == full["measurements"]["samples_per_second"]
+    assert "measured at the start of this run" in md and "12·n_layer·d² for GPT-2" in md
+    assert ("bf16 " in md.split("limit, measured")[1].split("\n")[0]) is native
+    printed = capsys.readouterr().out
+    assert "measuring the device's peak in " + ("bf16, fp32" if native else "fp32") in printed
+    assert "  fp32 64: " in printed and "  fp32 128: " in printed  # the probe's progress, size by size
 
 
-def test_peaks_are_measured_per_dtype():
-    found = peaks.measure_peaks(torch.device("cpu"), sizes=(32, 64), tries=2)
-    assert set(found) == {"float32", "bfloat16"}
-    for p in found.values():
-        assert set(p["by_size"]) == {32, 64} and p["peak"] == max(p["by_size"].values()) > 0
-
-
-def test_peers_train_fp32_weights_from_a_float16_checkpoint(tmp_path, tiny_model_dir):
-    """transformers 5 keeps a float16 checkpoint in float16 unless told: the peers pin fp32."""
-    import shutil
-
-    from transformers import AutoModelForCausalLM
-
-    from runners.data.batches import TokenizedSplit
-    from runners.data.models import load_tokenizer
-    from runners.job.peers import run_trainer
-
-    AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float16).save_pretrained(tmp_path)
-    for name in ("vocab.json", "merges.txt"):
-        shutil.copy(tiny_model_dir / name, tmp_path / name)
-    split = TokenizedSplit.from_texts(["a", "b c", "d e f", "g"], [0, 1, 0, 1], load_tokenizer(str(tmp_path)), 16)
-    for peer in ("trainer-seed", "trainer-tuned"):
-        r = run_trainer(peer, str(tmp_path), split, samples=32 if peer == "trainer-tuned" else 4, num_labels=2,
-                        pad_id=50256, max_length=16, device=torch.device("cpu"), bf16=False)
-        assert r["dtype"] == "float32" and r["compute_dtype"] == "float32"
-
-
-def test_model_flops_formula_matches_gpt2_small():
-    from transformers import GPT2Config
-
-    # GPT-2-small: 85M matmul weights in the blocks -> ~6 x 85M FLOPs per token, plus attention at T=128
-    per_token = peaks.model_flops_per_token(GPT2Config(), 128)
-    assert per_token == 6 * 12 * 12 * 768 ** 2 + 12 * 12 * 768 * 128
-    assert 5.0e8 < per_token < 5.3e8
-    # adapters: no weight gradients for the frozen weights; head: no backward through the body
-    assert peaks.model_flops_per_token(GPT2Config(), 128, "adapters") == 4 * 12 * 12 * 768 ** 2 + 12 * 12 * 768 * 128
-    assert peaks.model_flops_per_token(GPT2Config(), 128, "forward") == 2 * 12 * 12 * 768 ** 2 + 4 * 12 * 768 * 128
+def test_a_shape_list_and_samples_per_shape_are_checked(capsys):
+    assert bench.main(["--model-shape", "gpt2,gpt5", "--methods", "full"]) == 2
+    assert "unknown --model-shape gpt5; the shapes are gpt2, qwen3, llama, bert, modernbert" in capsys.readouterr().err
+    assert bench.main(["--model-shape", "gpt2", "--methods", "full", "--samples", "64,bert=8"]) == 2
+    assert "bert is not among the shapes measured (gpt2)" in capsys.readouterr().err
+    assert bench.main(["--model-shape", "gpt2,bert", "--methods", "full", "--ablate"]) == 2
+    assert "give one --model-shape" in capsys.readouterr().err
 
 
 def test_ablation_measures_each_speedup_and_compile(tmp_path, tiny_model_dir, tweets_dir, cache_dir, monkeypatch):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,16 @@ def shuffled_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
     """One epoch of plainly shuffled batches: what the loop does with `--ablate bucketing`."""
     perm = rng.permutation(len(lengths))
     return [perm[i:i + batch_size] for i in range(0, len(perm), batch_size)]
+
+
+def batch_stream(lengths: np.ndarray, batch_size: int, seed: int, bucketing: bool = True) -> Iterator[np.ndarray]:
+    """The training loop's batches, epoch after epoch, as it draws them for a run's seed: length-grouped, or plainly
+    shuffled with `--ablate bucketing`. The bench's Trainer twin (runners.job.twin) trains the same examples in
+    this order."""
+    rng = np.random.default_rng(seed)
+    batches = length_grouped_batches if bucketing else shuffled_batches
+    while True:
+        yield from batches(lengths, batch_size, rng)
 
 
 class Collator:

@@ -14,7 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from methods import Method, Progress
-from runners.data.batches import Collator, TokenizedSplit, length_grouped_batches, shuffled_batches
+from runners.data.batches import Collator, TokenizedSplit, batch_stream
 from runners.measure import environment as env
 from runners.measure.flops import FlopModel
 from runners.settings.budget import Budget, Spent
@@ -61,7 +61,6 @@ def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg
     n_train, lengths = len(train_split), train_split.lengths
     micro = micro_batch or cfg.batch_size
     on = {name: cfg.speedup(name) for name in SPEEDUPS} | {"bf16": cfg.bf16(device)}
-    batches = length_grouped_batches if on["bucketing"] else shuffled_batches
     log_every = LOG_EVERY if on["async_loss"] else 1
     collate = Collator(train_split, pad_id, method.padding_side, device, pin=on["pinned_memory"],
                        pad_to=None if on["dynamic_padding"] else cfg.max_length, with_ids=method.wants_example_ids)
@@ -75,7 +74,6 @@ def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg
     optimizer = method.make_optimizer(groups, lr=lr, fused=on["fused_adamw"])
     trainable = [p for g in groups for p in g["params"]]
 
-    rng = np.random.default_rng(cfg.seed)
     total_samples = budget.total_samples(n_train)
     checkpoints = sorted(set(cfg.checkpoints) | {1.0})
     res, spent = TrainResult(), Spent()
@@ -96,54 +94,53 @@ def train(model: nn.Module, method: Method, data: dict[str, TokenizedSplit], cfg
     sync(device)
     clock = time.perf_counter()
     fraction = 0.0
-    while fraction < 1.0:
-        for idx in batches(lengths, cfg.batch_size, rng):
-            if total_samples is not None:  # a sample budget is exact: the last batch is cut to fit
-                idx = idx[: total_samples - spent.samples]
-            for g in optimizer.param_groups:
-                g["lr"] = g["base_lr"] * lr_factor(fraction, cfg.warmup)
-            for start in range(0, len(idx), micro):  # gradient accumulation keeps the effective batch
-                chunk = idx[start:start + micro]
-                with autocast_for(device, on["bf16"]):
-                    loss = model(**collate(chunk)).loss * (len(chunk) / len(idx))
-                loss.backward()
-                loss_sum += loss.detach()
-                spent.flops += flops.step(len(chunk), collate.width(chunk))  # from the shape: no sync
-            # note the step a non-finite loss appears, on the device, so that finding it needs no sync
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss_sum), spent.steps + 1, first_bad)
-            if cfg.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
-            optimizer.step()
-            spent.steps += 1
-            spent.samples += len(idx)
-            spent.tokens += int(lengths[idx].sum())  # real tokens, known on the host
-            if budget.needs_clock:  # only a time budget pays for a sync every step
-                sync(device)
-            now = time.perf_counter()
-            spent.seconds, clock = spent.seconds + now - clock, now
-            fraction = budget.fraction(spent, n_train)
-            method.on_step(model, Progress(spent.steps, spent.samples, spent.tokens, fraction))
-            optimizer.zero_grad(set_to_none=True)  # free gradient memory before the next forward
-            loss_steps += 1
-            bar.update(1 if total_steps else int(1000 * min(fraction, 1.0)) - bar.n)
-            if spent.steps % log_every == 0 or fraction >= 1.0:
-                res.final_loss = loss_sum.item() / loss_steps  # the loop's only sync outside time budgets
-                loss_sum.zero_()
-                loss_steps = 0
-                if not math.isfinite(res.final_loss):
-                    raise Diverged(f"training loss became non-finite at step {int(first_bad)} "
-                                   f"(noticed at step {spent.steps})")
-                bar.set_postfix(loss=f"{res.final_loss:.4f}", samples_s=f"{spent.samples / spent.seconds:.1f}")
-            if fraction >= checkpoints[0] - 1e-9:
-                sync(device)
-                spent.seconds += time.perf_counter() - clock
-                while checkpoints and fraction >= checkpoints[0] - 1e-9:
-                    checkpoints.pop(0)
-                res.curve.append(_checkpoint(model, evaluators, cfg, res, fraction, device, num_labels, on["bf16"]))
-                model.train()
-                clock = time.perf_counter()
-            if fraction >= 1.0:
-                break
+    for idx in batch_stream(lengths, cfg.batch_size, cfg.seed, on["bucketing"]):
+        if total_samples is not None:  # a sample budget is exact: the last batch is cut to fit
+            idx = idx[: total_samples - spent.samples]
+        for g in optimizer.param_groups:
+            g["lr"] = g["base_lr"] * lr_factor(fraction, cfg.warmup)
+        for start in range(0, len(idx), micro):  # gradient accumulation keeps the effective batch
+            chunk = idx[start:start + micro]
+            with autocast_for(device, on["bf16"]):
+                loss = model(**collate(chunk)).loss * (len(chunk) / len(idx))
+            loss.backward()
+            loss_sum += loss.detach()
+            spent.flops += flops.step(len(chunk), collate.width(chunk))  # from the shape: no sync
+        # note the step a non-finite loss appears, on the device, so that finding it needs no sync
+        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss_sum), spent.steps + 1, first_bad)
+        if cfg.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
+        optimizer.step()
+        spent.steps += 1
+        spent.samples += len(idx)
+        spent.tokens += int(lengths[idx].sum())  # real tokens, known on the host
+        if budget.needs_clock:  # only a time budget pays for a sync every step
+            sync(device)
+        now = time.perf_counter()
+        spent.seconds, clock = spent.seconds + now - clock, now
+        fraction = budget.fraction(spent, n_train)
+        method.on_step(model, Progress(spent.steps, spent.samples, spent.tokens, fraction))
+        optimizer.zero_grad(set_to_none=True)  # free gradient memory before the next forward
+        loss_steps += 1
+        bar.update(1 if total_steps else int(1000 * min(fraction, 1.0)) - bar.n)
+        if spent.steps % log_every == 0 or fraction >= 1.0:
+            res.final_loss = loss_sum.item() / loss_steps  # the loop's only sync outside time budgets
+            loss_sum.zero_()
+            loss_steps = 0
+            if not math.isfinite(res.final_loss):
+                raise Diverged(f"training loss became non-finite at step {int(first_bad)} "
+                               f"(noticed at step {spent.steps})")
+            bar.set_postfix(loss=f"{res.final_loss:.4f}", samples_s=f"{spent.samples / spent.seconds:.1f}")
+        if fraction >= checkpoints[0] - 1e-9:
+            sync(device)
+            spent.seconds += time.perf_counter() - clock
+            while checkpoints and fraction >= checkpoints[0] - 1e-9:
+                checkpoints.pop(0)
+            res.curve.append(_checkpoint(model, evaluators, cfg, res, fraction, device, num_labels, on["bf16"]))
+            model.train()
+            clock = time.perf_counter()
+        if fraction >= 1.0:
+            break
     bar.close()
     res.optimizer_state_bytes = sum(t.numel() * t.element_size() for s in optimizer.state.values()
                                     for t in s.values() if torch.is_tensor(t))

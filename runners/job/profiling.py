@@ -66,6 +66,7 @@ def _profile(spec, model_dir, tokens_path, num_labels, pad_id, batch_size, max_l
     model = method.build(ModelContext(model_dir, num_labels, pad_id, device, compute_dtype=env.precision(device).name))
     cfg = RunConfig(method=spec, seed=0, budget=f"{WAIT + WARMUP + ACTIVE}steps", batch_size=batch_size,
                     max_length=max_length, checkpoints=(1.0,), device=device.type)
+    kept = _kept(model, method, data["train"], cfg, pad_id, device)
     activities = [torch.profiler.ProfilerActivity.CPU] + \
         ([torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else [])
     stamps = []
@@ -102,7 +103,23 @@ def _profile(spec, model_dir, tokens_path, num_labels, pad_id, batch_size, max_l
             f"{total / 1e3:.2f} s per step.\n\n" +
             tabulate(by_kind, headers=["kind", "ms/step", "share %"], tablefmt="github", disable_numparse=True) +
             "\n\n" + tabulate(top, headers=["operator", "kind", "ms/step", "share %", "calls/step"],
-                              tablefmt="github", disable_numparse=True))
+                              tablefmt="github", disable_numparse=True) + "\n\n" + kept)
+
+
+def _kept(model, method, split, cfg, pad_id: int, device: torch.device) -> str:
+    """What the forward of the loop's first batch (its longest: the step at the run's peak) keeps for backward, by
+    module (runners.measure.saved), as markdown."""
+    from runners.data.batches import Collator, batch_stream
+    from runners.job.loop import autocast_for
+    from runners.measure.saved import by_kind, kept_for_backward
+
+    first = next(batch_stream(split.lengths, cfg.batch_size, cfg.seed, cfg.speedup("bucketing")))
+    batch = Collator(split, pad_id, method.padding_side, device)(first)
+    kept = kept_for_backward(model, batch, autocast_for(device, cfg.bf16(device)))
+    rows = [(module, dtype, f"{mib:,.1f}", f"{share:.1f}") for module, dtype, mib, share in by_kind(kept)]
+    return (f"Kept for backward by the forward of the first batch ({tuple(batch['input_ids'].shape)}, the longest): "
+            f"{sum(kept.values()) / 2 ** 20:,.0f} MiB\n\n" +
+            tabulate(rows, headers=["module", "dtype", "MiB", "share %"], tablefmt="github", disable_numparse=True))
 
 
 def _head(split, n: int):

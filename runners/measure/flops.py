@@ -55,10 +55,14 @@ class FlopModel:
 
 
 def measure(model: nn.Module, device: torch.device, unseen: Callable[[nn.Module, int], float] | None = None,
-            token_id: int = 464) -> FlopModel:
+            token_id: int | None = None) -> FlopModel:
     """Count one forward+backward at two widths and solve for the per-token coefficients. `unseen`: the method's
-    `unseen_forward_flops(model, tokens)`, FLOPs its layers spend where the counter cannot see them."""
+    `unseen_forward_flops(model, tokens)`, FLOPs its layers spend where the counter cannot see them. `token_id`:
+    the probe's token (any id the model embeds: FLOPs do not depend on it); by default the middle of its vocabulary,
+    read off its first embedding table (the token embeddings, registered before positions and virtual tokens)."""
     (l1, l2) = PROBE_LENGTHS
+    if token_id is None:
+        token_id = next(m for m in model.modules() if isinstance(m, nn.Embedding)).num_embeddings // 2
     f1, f2 = (_count(model, device, width, token_id, unseen) / (PROBE_BATCH * width) for width in PROBE_LENGTHS)
     quadratic = (f2 - f1) / (l2 - l1)
     return FlopModel(linear=f1 - quadratic * l1, quadratic=quadratic)

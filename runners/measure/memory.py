@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from runners.measure.environment import peak_memory
+
 MiB = 1 << 20
 
 
@@ -50,10 +52,16 @@ def fit_micro_batch(model: nn.Module, collate, lengths: np.ndarray, batch_size: 
     return probe()
 
 
+def high_water_mib(device: torch.device) -> float:
+    """The run's memory high-water mark so far (MiB): CUDA's max allocated, or the process's peak resident set."""
+    return peak_memory(device)["peak_mib"]
+
+
 def breakdown(model: nn.Module, optimizer_state_bytes: int, peak_mib: float,
-              weight_kind: Callable[[torch.Tensor], str]) -> dict:
+              weight_kind: Callable[[torch.Tensor], str], high_water: dict[str, float] | None = None) -> dict:
     """Peak memory split into weights (by `weight_kind`, the method's name for how each is stored: its dtype, or
-    "4-bit packed"...), gradients, optimizer state, and activations/other."""
+    "4-bit packed"...), gradients, optimizer state, and activations/other; with `high_water`, the high-water mark
+    after each phase of the run (the phase where it rises set the peak)."""
     weights: dict[str, float] = {}
     for t in [*model.parameters(), *model.buffers()]:
         kind = weight_kind(t)
@@ -62,4 +70,5 @@ def breakdown(model: nn.Module, optimizer_state_bytes: int, peak_mib: float,
     optimizer = optimizer_state_bytes / MiB
     known = sum(weights.values()) + grads + optimizer
     return {"weights_mib": weights, "gradients_mib": grads, "optimizer_mib": optimizer,
-            "activations_other_mib": max(0.0, peak_mib - known)}
+            "activations_other_mib": max(0.0, peak_mib - known), **({"high_water_mib": high_water} if high_water
+                                                                   else {})}

@@ -30,7 +30,7 @@ SEARCH = ("train", "validate")
 class Context:
     """What a stage works on. The worker sets the first four fields; a stage sets what it made for the stages after
     it (the train stage: `method`, `model_context`, `model` and `trained`, which evaluation and any post-training
-    measurement read)."""
+    measurement read) and notes its phases' memory in `high_water`."""
 
     job: Job
     cfg: RunConfig
@@ -41,6 +41,9 @@ class Context:
     model_context: ModelContext | None = None
     model: nn.Module | None = None
     trained: TrainResult | None = None
+    # The run's memory high-water mark (MiB) after each phase so far (loaded, flops_probe, trained, tested): the phase
+    # where it rises is the one that set the run's peak (runners.measure.memory.breakdown)
+    high_water: dict[str, float] = field(default_factory=dict)
 
 
 class Stage(Protocol):

@@ -19,6 +19,7 @@ def evaluate_stage(ctx: Context) -> dict:
     test = evaluate(ctx.model, test_split, Collator(test_split, mctx.pad_token_id, ctx.method.padding_side, ctx.device),
                     cfg.eval_batch_size, ctx.device, mctx.num_labels, cfg.bf16(ctx.device), detailed=True)
     test_seconds = time.perf_counter() - start
+    ctx.high_water["tested"] = memory.high_water_mib(ctx.device)
     peak = peak_memory_part(ctx.device)
     return {
         "metrics": {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "eval_loss": test["loss"],
@@ -29,7 +30,7 @@ def evaluate_stage(ctx: Context) -> dict:
         "measurements": {
             "eval_seconds": ctx.parts["measurements"]["eval_seconds"] + test_seconds, **peak,
             "memory_breakdown": memory.breakdown(ctx.model, ctx.trained.optimizer_state_bytes,
-                                                 peak["peak_memory_mib"], ctx.method.weight_kind),
+                                                 peak["peak_memory_mib"], ctx.method.weight_kind, ctx.high_water),
         },
     }
 
@@ -42,6 +43,7 @@ def validate_stage(ctx: Context) -> dict:
     the run's peak memory and what it is made of."""
     peak = peak_memory_part(ctx.device)
     return {"measurements": {**peak, "memory_breakdown": memory.breakdown(
-        ctx.model, ctx.trained.optimizer_state_bytes, peak["peak_memory_mib"], ctx.method.weight_kind)}}
+        ctx.model, ctx.trained.optimizer_state_bytes, peak["peak_memory_mib"], ctx.method.weight_kind,
+        ctx.high_water)}}
 
 

@@ -9,6 +9,7 @@ import torch
 from methods import Method, ModelContext, parse_spec
 from runners.data.batches import Collator
 from runners.job.loop import autocast_for, train
+from runners.job.spec import Job
 from runners.job.stages import Context, stage
 from runners.measure import environment as env
 from runners.measure import flops, memory
@@ -19,26 +20,19 @@ from runners.settings.search import searched_range
 @stage("train")
 def train_stage(ctx: Context) -> dict:
     """Build the method's model (the new head seeded by the run's seed) and train it until the budget is spent."""
-    from transformers import set_seed
-
     cfg, job = ctx.cfg, ctx.job
     spec = parse_spec(cfg.method)
-    method = spec.method
-    searched = searched_range(spec.label, method, cfg) if cfg.tune_lr is not None else None  # default rate's
-    if cfg.lr is not None:  # --lr overrides the method's default only when given
-        method.params = dataclasses.replace(method.params, lr=cfg.lr)
-    set_seed(cfg.seed)  # before loading: the new head's initial weights come from this seed
-    mctx = ModelContext(job.model.path, job.num_labels, job.pad_id, ctx.device,
-                        use_safetensors=job.model.use_safetensors, attention=cfg.attention,
-                        bf16=cfg.bf16(ctx.device), fused_gelu=cfg.speedup("fused_gelu"),
-                        compute_dtype=env.precision(ctx.device, cfg.bf16(ctx.device)).name)
-    model = method.build(mctx)
+    searched = searched_range(spec.label, spec.method, cfg) if cfg.tune_lr is not None else None  # default rate's
+    method, mctx, model = build_model(job, ctx.device)
+    ctx.high_water["loaded"] = memory.high_water_mib(ctx.device)
     trainable, total = env.count_parameters(model, method.stored_values_per_element)
     flop_model = flops.measure(model, ctx.device, method.unseen_forward_flops)
+    ctx.high_water["flops_probe"] = memory.high_water_mib(ctx.device)
     micro, cap_enforced = _micro_batch(ctx, model, method, mctx.pad_token_id)
     result = train(model, method, ctx.data, cfg, lr=method.params.lr, pad_id=mctx.pad_token_id,
                    num_labels=mctx.num_labels, device=ctx.device, flops=flop_model, micro_batch=micro,
                    quiet=job.quiet)
+    ctx.high_water["trained"] = memory.high_water_mib(ctx.device)  # validation at the checkpoints included
     ctx.method, ctx.model_context, ctx.model, ctx.trained = method, mctx, model, result
     spent = result.spent
     return {
@@ -63,6 +57,23 @@ def train_stage(ctx: Context) -> dict:
             "memory_cap_enforced": cap_enforced,
         },
     }
+
+
+def build_model(job: Job, device: torch.device) -> tuple[Method, ModelContext, torch.nn.Module]:
+    """The run's method (its rate set by --lr where given) and the model it builds, the new head seeded by the run's
+    seed: what our loop trains, and what the bench's Trainer twin trains (runners.job.twin)."""
+    from transformers import set_seed
+
+    cfg = job.config
+    method = parse_spec(cfg.method).method
+    if cfg.lr is not None:  # --lr overrides the method's default only when given
+        method.params = dataclasses.replace(method.params, lr=cfg.lr)
+    set_seed(cfg.seed)  # before loading: the new head's initial weights come from this seed
+    mctx = ModelContext(job.model.path, job.num_labels, job.pad_id, device,
+                        use_safetensors=job.model.use_safetensors, attention=cfg.attention,
+                        bf16=cfg.bf16(device), fused_gelu=cfg.speedup("fused_gelu"),
+                        compute_dtype=env.precision(device, cfg.bf16(device)).name)
+    return method, mctx, method.build(mctx)
 
 
 def _micro_batch(ctx: Context, model: torch.nn.Module, method: Method, pad_id: int) -> tuple[int, bool]:
