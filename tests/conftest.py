@@ -2,12 +2,20 @@
 from __future__ import annotations
 
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
 import torch
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def pytest_configure(config):
+    """Ctrl-C as a terminal gives it, whoever started the suite: a shell that starts it in the background without job
+    control leaves SIGINT ignored, which every command the tests start would inherit (and warn about), and the tests
+    of Ctrl-C would fail. Its own handler in this process is reset to the default in each child it starts."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,8 @@ its one-line reason, or builds, trains only what it declares, keeps a prediction
 model that loads back with the same logits."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -44,6 +46,7 @@ def folders(tmp_path_factory):
     return folder
 
 
+@functools.cache  # one tokenizer load per architecture, not per test (0.3 s each)
 def _data(folder):
     tokenizer = load_tokenizer(str(folder))
     split = TokenizedSplit.from_texts(TOY, [1, 0, 1, 0, 1, 0], tokenizer, 32)

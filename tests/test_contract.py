@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 
 import numpy as np
@@ -12,7 +13,7 @@ import methods
 from methods import ModelContext
 from runners import compare
 from runners.data.batches import Collator, TokenizedSplit
-from runners.data.models import load_tokenizer
+from runners.data.models import load_tokenizer as _load_tokenizer
 from runners.job.loop import evaluate, train
 from runners.measure import environment as env
 from runners.measure import flops, memory
@@ -24,6 +25,9 @@ PAD = 50256
 # A learnable toy: the label is the sentiment word, whatever the filler around it.
 TOY = [("a great film", 1), ("an awful film", 0), ("great", 1), ("awful", 0), ("it was great fun", 1),
        ("it was awful , sadly", 0), ("great great", 1), ("awful awful awful", 0)]
+
+
+load_tokenizer = functools.cache(_load_tokenizer)  # one load of the tiny model's tokenizer (0.3 s), not one a test
 
 
 def build(name: str, model_dir, **overrides):
