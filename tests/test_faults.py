@@ -155,7 +155,7 @@ def test_debug_adds_the_traceback_and_keeps_exit_code_2(capsys):
 
 def test_two_comparisons_into_one_folder_lose_nothing(tmp_path, tiny_model_dir, tweets_dir, cache_dir):
     procs = [subprocess.Popen([sys.executable, "-m", "runners.compare",
-                               *_argv(tmp_path, tiny_model_dir, tweets_dir, methods)],
+                               *_argv(tmp_path, tiny_model_dir, tweets_dir, methods), "--skip-serving"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
              for methods in ("head,bitfit", "lora,full")]
     assert [p.wait(timeout=300) for p in procs] == [0, 0], [p.stderr.read() for p in procs]

@@ -31,7 +31,7 @@ def grid_jobs(tmp: Path, model: Path, data: Path, methods=("head", "bitfit"), se
     """A small comparison's jobs, planned as `runners.compare` plans them, with their records under `results`."""
     args = compare.build_parser().parse_args([
         "--model", str(model), "--data-dir", str(data), "--budget", budget, "--batch-size", "16",
-        "--eval-limit", "12", "--quiet", "--results", str(results or tmp / "results"),
+        "--eval-limit", "12", "--quiet", "--skip-serving", "--results", str(results or tmp / "results"),
         "--cache-dir", str(tmp / "cache")])
     source = resolve_source(args.dataset, args.data_dir)
     settings = run_settings(args, source)

@@ -41,7 +41,7 @@ def test_a_signal_cancels_the_current_run_keeps_the_finished_and_resumes(tmp_pat
     results, temp = tmp_path / "results", tmp_path / "tmp"
     temp.mkdir()
     argv = ["--methods", "head,full", "--model", str(tiny_model_dir), "--data-dir", str(tweets_dir), "--budget",
-            "6s", "--batch-size", "16", "--eval-limit", "12", "--results", str(results)]
+            "6s", "--batch-size", "16", "--eval-limit", "12", "--skip-serving", "--results", str(results)]
     proc = subprocess.Popen([sys.executable, "-m", "runners.compare", *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(temp)})

@@ -96,7 +96,8 @@ def _parameters(config, num_labels: int) -> int:
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    config = type(config).from_dict({**config.to_dict(), "num_labels": num_labels})
+    values = {k: v for k, v in config.to_dict().items() if k not in ("id2label", "label2id")}  # sized by num_labels
+    config = type(config).from_dict({**values, "num_labels": num_labels})
     with torch.device("meta"):
         model = AutoModelForSequenceClassification.from_config(config)
     return sum(p.numel() for p in model.parameters())
