@@ -137,9 +137,8 @@ def bench(args: argparse.Namespace, command: str) -> int:
                "Twin: `transformers.Trainer` training the model our run's method built (the same batch, precision, "
                "examples in the same order, optimizer and parameter groups, warm-up and clipping; `same batches`: "
                "the very batches too); × twin: our samples/s over the twin's; peak × twin: our peak memory over "
-               "the twin's (each its own process's peak resident set on the CPU, CUDA's max allocated on a GPU; "
-               "on the CPU our run's process returns freed memory at once, `runners.core.allocator`, the twin's keeps "
-               "glibc's defaults: docs/performance.md, \"Peak memory\").")
+               "the twin's (each its own process's peak resident set on the CPU, both on glibc's default allocator; "
+               "CUDA's max allocated on a GPU: docs/performance.md, \"Peak memory\").")
     return _write(out, f"{args.dataset}-{device.type}", header, command, markdown(df), df)
 
 

@@ -1,9 +1,8 @@
 """A run's Trainer twin: `transformers.Trainer` training the very model our run trains, built by the same code
 (`build_model`, the train stage's: the method's model, its head seeded by the run's seed), with the same batch size,
 precision, examples in the same order, the method's own optimizer and parameter groups, its per-step hook, the same
-warm-up and gradient clipping. Only the loop differs, so ours/twin measures the loop alone; and, on the CPU, the
-allocator: our worker's process returns freed memory at once (runners.core.allocator), the twin's keeps glibc's
-defaults, as a Trainer script does. The bench (`runners.bench`) runs one twin per row, each in a process of its own
+warm-up and gradient clipping. Only the loop differs, so ours/twin measures the loop alone (both processes on glibc's
+default allocator). The bench (`runners.bench`) runs one twin per row, each in a process of its own
 (`measure_twin` starts `python -m runners.job.twin JOB.json`), so that its peak memory is its own."""
 from __future__ import annotations
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 
 from methods import load_plugin
-from runners.core.allocator import return_freed_memory
 from runners.core.signals import ExitCode, Stopped, ignore_stop_signals, release_held_signals, stop_on_signals
 from runners.data.batches import load_tokenized
 from runners.job import stages
@@ -35,7 +34,6 @@ def run(job: Job) -> dict:
     record's results part."""
     if threads := os.environ.get("PEFT_LAB_THREADS"):  # this run's share of the cores, from a pool (execute.pool)
         torch.set_num_threads(int(threads))
-    return_freed_memory()  # on the CPU, a step's freed transients would otherwise stay in the peak (core.allocator)
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # the "score.weight newly initialised" report is expected, every time
