@@ -61,7 +61,8 @@ def test_ray_in_a_loopback_only_namespace():
         out = proc.communicate()[0]
     finally:
         shutil.rmtree(short, ignore_errors=True)
-    assert proc.returncode == 0, out[-6000:]
+    failures = out.find("= FAILURES =")  # the inner session's report of what failed, before Ray's logs
+    assert proc.returncode == 0, out[failures:failures + 6000] if failures >= 0 else out[-6000:]
     assert "3 passed, 1 skipped" in out, out[-3000:]  # the skipped one: this test, in the namespace
 
 
@@ -93,7 +94,7 @@ def test_a_grid_runs_on_both_nodes_and_a_lost_node_costs_only_its_run_which_runs
     begun, killed = [], {}
     real_begin = executor._begin
 
-    def begin(key, where):  # the third run to start (the first two ran on one node each): kill its node meanwhile
+    def begin(key, where):  # the third run to start: kill its node meanwhile
         real_begin(key, where)
         run = executor._running[key]
         begun.append(run.job.run_id)
@@ -118,7 +119,10 @@ def test_a_grid_runs_on_both_nodes_and_a_lost_node_costs_only_its_run_which_runs
     retried = records[killed["run_id"]].device
     assert retried["node_id"] != killed["node"]["node_id"]
     assert retried["retried_after"].startswith(f"attempt 1: node {killed['node']['node_id'][:8]} (127.0.0.1) lost")
-    assert {r.device["node_id"] for r in records.values()} == {n.node_id for n in nodes}  # both nodes ran runs
+    # both nodes ran runs: the lost one at least the killed run's first attempt (Ray may have given the first two runs
+    # to one node, one after the other, and the third to the other: seen once in CI)
+    ran_on = {r.device["node_id"] for r in records.values()} | {killed["node"]["node_id"]}
+    assert ran_on == {n.node_id for n in nodes}
     assert not _workers_of([killed["node"]["pid"]])  # the lost node's run died with it
     cache = Path(tempfile.gettempdir()) / "peft-lab-ray-cache"  # the nodes' copies of the model and the data
     assert len([p for p in cache.iterdir() if not p.name.startswith(".")]) == 2
