@@ -19,7 +19,6 @@ from runners.core.files import PROJECT_ROOT
 from runners.data.batches import TokenizedSplit, batch_stream
 from runners.job.spec import Job
 from runners.measure import environment as env
-from runners.measure.memory import high_water_mib
 from runners.settings.budget import Budget
 
 
@@ -75,7 +74,7 @@ def run_twin(job: Job) -> dict:
     env.reset_peak_memory(device)
     split = load_tokenized(job.tokens)["train"]
     method, mctx, model = build_model(job, device)
-    high_water = {"loaded": high_water_mib(device)}
+    high_water = {"loaded": env.peak_memory(device)["peak_mib"]}
     order, same_batches = training_order(split, job)
     groups = method.param_groups(model)
     for g in groups:  # the loop's groups: a group's lr_scale multiplies the rate (LoRA+'s B matrices)
@@ -114,7 +113,7 @@ def run_twin(job: Job) -> dict:
         trainer = Trainer(model=model, args=args, train_dataset=_InOrder(split, order), data_collator=collate,
                           optimizers=(optimizer, None), callbacks=[OnStep()])
         metrics = trainer.train().metrics
-    high_water["trained"] = high_water_mib(device)
+    high_water["trained"] = env.peak_memory(device)["peak_mib"]
     seconds = metrics["train_runtime"]  # Trainer's own clock: its loop, as ours is timed by the loop's
     trainable, total = env.count_parameters(model, method.stored_values_per_element)
     samples, tokens = len(order), int(sum(real_tokens))

@@ -7,8 +7,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from runners.measure.environment import peak_memory
-
 MiB = 1 << 20
 
 
@@ -50,11 +48,6 @@ def fit_micro_batch(model: nn.Module, collate, lengths: np.ndarray, batch_size: 
         return micro
 
     return probe()
-
-
-def high_water_mib(device: torch.device) -> float:
-    """The run's memory high-water mark so far (MiB): CUDA's max allocated, or the process's peak resident set."""
-    return peak_memory(device)["peak_mib"]
 
 
 def breakdown(model: nn.Module, optimizer_state_bytes: int, peak_mib: float,

@@ -19,8 +19,8 @@ def evaluate_stage(ctx: Context) -> dict:
     test = evaluate(ctx.model, test_split, Collator(test_split, mctx.pad_token_id, ctx.method.padding_side, ctx.device),
                     cfg.eval_batch_size, ctx.device, mctx.num_labels, cfg.bf16(ctx.device), detailed=True)
     test_seconds = time.perf_counter() - start
-    ctx.high_water["tested"] = memory.high_water_mib(ctx.device)
     peak = peak_memory_part(ctx.device)
+    ctx.high_water["tested"] = peak["peak_memory_mib"]
     return {
         "metrics": {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "eval_loss": test["loss"],
                     "majority_baseline": ctx.job.majority_baseline,

@@ -24,15 +24,15 @@ def train_stage(ctx: Context) -> dict:
     spec = parse_spec(cfg.method)
     searched = searched_range(spec.label, spec.method, cfg) if cfg.tune_lr is not None else None  # default rate's
     method, mctx, model = build_model(job, ctx.device)
-    ctx.high_water["loaded"] = memory.high_water_mib(ctx.device)
+    ctx.high_water["loaded"] = env.peak_memory(ctx.device)["peak_mib"]
     trainable, total = env.count_parameters(model, method.stored_values_per_element)
     flop_model = flops.measure(model, ctx.device, method.unseen_forward_flops)
-    ctx.high_water["flops_probe"] = memory.high_water_mib(ctx.device)
+    ctx.high_water["flops_probe"] = env.peak_memory(ctx.device)["peak_mib"]
     micro, cap_enforced = _micro_batch(ctx, model, method, mctx.pad_token_id)
     result = train(model, method, ctx.data, cfg, lr=method.params.lr, pad_id=mctx.pad_token_id,
                    num_labels=mctx.num_labels, device=ctx.device, flops=flop_model, micro_batch=micro,
                    quiet=job.quiet)
-    ctx.high_water["trained"] = memory.high_water_mib(ctx.device)  # validation at the checkpoints included
+    ctx.high_water["trained"] = env.peak_memory(ctx.device)["peak_mib"]  # validation at the checkpoints included
     ctx.method, ctx.model_context, ctx.model, ctx.trained = method, mctx, model, result
     spent = result.spent
     return {
